@@ -1,0 +1,4 @@
+from dspy_mlflow.cli import main
+
+if __name__ == "__main__":
+    main()

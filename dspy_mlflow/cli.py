@@ -1,0 +1,49 @@
+"""Command line: a bare first word is a subcommand, anything else goes to Hydra.
+
+    python -m dspy_mlflow [key=value ...]           one job
+    python -m dspy_mlflow -m key=a,b ...            a sweep
+    python -m dspy_mlflow promote NAME VERSION      registry and comparison subcommands
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "promote": ("dspy_mlflow.registry.commands:promote_main", "promote a registered version to production"),
+    "rollback": ("dspy_mlflow.registry.commands:rollback_main", "return production to the previous version"),
+    "lineage": ("dspy_mlflow.registry.commands:lineage_main", "print the version tree of a registered program"),
+    "runs": ("dspy_mlflow.registry.commands:runs_main", "compare the runs of an experiment or sweep (CSV too)"),
+    "ui": ("dspy_mlflow.registry.commands:ui_main", "open the MLflow UI on the configured store (offline-safe)"),
+    "serve-offline": ("dspy_mlflow.lm.offline_server:main", "serve the offline model as an OpenAI-compatible API"),
+    "build-mlx-tiny": ("dspy_mlflow.lm.mlx_tiny:main", "build the tiny random-weight MLX model in a folder"),
+}
+
+
+def subcommand_help() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    return "\n".join(f"  {name:<{width}}  {desc}" for name, (_, desc) in SUBCOMMANDS.items())
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in SUBCOMMANDS:
+        from dspy_mlflow.quiet import quiet_environment
+
+        quiet_environment()
+        module, func = SUBCOMMANDS[args[0]][0].split(":")
+        sys.exit(getattr(importlib.import_module(module), func)(args[1:]) or 0)
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    import warnings
+
+    # the user's ./conf search path is optional
+    warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")
+    from dspy_mlflow.app import hydra_main
+
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

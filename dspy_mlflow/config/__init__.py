@@ -1,0 +1,1 @@
+"""Configuration: structured schemas, the conf/ location, and validation."""

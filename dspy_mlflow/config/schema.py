@@ -1,0 +1,110 @@
+"""Structured-config schemas, registered in Hydra's ConfigStore as ``schema``.
+
+YAML files in conf/ are merged onto these dataclasses, so a typo in a key or a
+wrong type is rejected while the config is composed, before anything runs.
+Groups whose keys depend on the entry (``optimizer``, ``search``) are plain
+dicts here and are checked by :mod:`dspy_mlflow.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class PricingConfig:
+    input_per_1m: Optional[float] = None  # USD per million prompt tokens; None: LiteLLM's price map
+    output_per_1m: Optional[float] = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    litellm_model: str = MISSING
+    api_base: Optional[str] = None
+    api_key_env: Optional[str] = None  # the NAME of the variable holding the key, never the key
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    num_retries: int = 2
+    cache: bool = True
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    provider_options: dict[str, Any] = field(default_factory=dict)
+    fallback: Optional[str] = None  # another model entry used when this one cannot load
+
+
+@dataclass
+class StrategyConfig:
+    name: str = MISSING
+    n: int = 3
+    threshold: float = 1.0
+
+
+@dataclass
+class SplitConfig:
+    train: float = 0.5
+    dev: float = 0.25
+    seed: int = 0
+    limit: Optional[int] = None
+
+
+@dataclass
+class ProjectConfig:
+    name: str = MISSING
+    module: str = MISSING
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "dspy_mlflow"
+    run_name: Optional[str] = None
+    autolog: bool = True  # mlflow.dspy.autolog: traces of every LM call, linked to the run
+    log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
+    rerun: bool = False  # run again even if an identical config already FINISHED
+
+
+@dataclass
+class EvalConfig:
+    num_threads: int = 8
+    progress: bool = True
+
+
+@dataclass
+class BudgetConfig:
+    max_cost_usd: Optional[float] = None
+
+
+@dataclass
+class RegistryConfig:
+    register: bool = True
+    name: Optional[str] = None  # default: the project name
+
+
+@dataclass
+class ProgramConfig:
+    init_from: Optional[str] = None  # models:/NAME@production, models:/NAME/3 or a version number
+
+
+@dataclass
+class RootConfig:
+    model: ModelConfig = MISSING
+    optimizer: dict[str, Any] = MISSING
+    strategy: StrategyConfig = MISSING
+    project: ProjectConfig = MISSING
+    search: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    program: ProgramConfig = field(default_factory=ProgramConfig)
+    seed: int = 0
+
+
+def register_schemas() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="schema", node=RootConfig)

@@ -1,0 +1,1 @@
+"""One job: split, evaluate the baseline, compile, evaluate, log to MLflow."""

@@ -1,0 +1,67 @@
+"""MLflow logging helpers for a job's run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def log_splits(project_name: str, splits: dict[str, list]) -> None:
+    """The train/dev/test splits as MLflow dataset inputs."""
+    import mlflow
+    import pandas as pd
+
+    for context, examples in splits.items():
+        rows = [{**ex.inputs().toDict(), **{f"gold.{k}": v for k, v in ex.labels().toDict().items()}}
+                for ex in examples]
+        frame = pd.DataFrame(rows)
+        dataset = mlflow.data.from_pandas(frame, name=f"{project_name}-{context}")
+        mlflow.log_input(dataset, context=context)
+
+
+def log_raw_outputs(raw_path: Path) -> None:
+    """raw_outputs.jsonl as it is, and an MLflow table of the same for the UI."""
+    import mlflow
+    import pandas as pd
+
+    if not raw_path.exists():
+        return
+    mlflow.log_artifact(str(raw_path))
+    rows = [json.loads(line) for line in raw_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if rows:
+        table = pd.DataFrame([
+            {**{k: v for k, v in row.items() if k not in ("inputs", "gold", "prediction")},
+             "inputs": json.dumps(row["inputs"], ensure_ascii=False),
+             "gold": json.dumps(row["gold"], ensure_ascii=False),
+             "prediction": json.dumps(row["prediction"], ensure_ascii=False)}
+            for row in rows
+        ])
+        mlflow.log_table(table, artifact_file="raw_outputs_table.json")
+
+
+def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[str, Any] | None):
+    """program/program.json (DSPy state) and the pickled program as MLflow model ``program``."""
+    import mlflow
+
+    state_dir = workdir / "program"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    program.save(str(state_dir / "program.json"))
+    mlflow.log_artifact(str(state_dir / "program.json"), artifact_path="program")
+    if not log_model:
+        return None
+    return mlflow.dspy.log_model(program, name="program", input_example=input_example,
+                                 pip_requirements=_requirements())
+
+
+def _requirements() -> list[str]:
+    """Pinned from this environment: skips MLflow's slow requirement inference."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("mlflow", "dspy", "litellm", "dspy-mlflow"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            pass
+    return out

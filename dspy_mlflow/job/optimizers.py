@@ -1,0 +1,142 @@
+"""Optimizer registry: config entry name -> DSPy teleprompter, with params checked
+against the real constructor and ``compile()`` signatures."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dspy_mlflow.errors import ConfigError
+
+# Keys of an optimizer entry that are not constructor arguments.
+RESERVED = {"name", "compile", "search_space"}
+
+_CLASSES = {
+    "labeled_few_shot": "LabeledFewShot",
+    "bootstrap_few_shot": "BootstrapFewShot",
+    "bootstrap_random_search": "BootstrapFewShotWithRandomSearch",
+    "mipro_v2": "MIPROv2",
+    "copro": "COPRO",
+    "simba": "SIMBA",
+    "gepa": "GEPA",
+}
+OPTIMIZERS = ("none", *_CLASSES, "auto")
+
+# Defaults each optimizer gets unless the config says otherwise.
+_AUTO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "labeled_few_shot": {},
+    "bootstrap_few_shot": {"max_bootstrapped_demos": 4, "max_labeled_demos": 16},
+    "bootstrap_random_search": {"num_candidate_programs": 4},
+    "mipro_v2": {"auto": None, "num_candidates": 3, "compile": {"num_trials": 4, "minibatch": False}},
+}
+
+
+def pick_auto(train_size: int) -> str:
+    """What ``optimizer=auto`` resolves to for a training set of this size."""
+    if train_size < 20:
+        return "labeled_few_shot"
+    if train_size < 100:
+        return "bootstrap_few_shot"
+    if train_size < 400:
+        return "bootstrap_random_search"
+    return "mipro_v2"
+
+
+def auto_entry(train_size: int) -> dict[str, Any]:
+    name = pick_auto(train_size)
+    return {"name": name, **_AUTO_DEFAULTS[name]}
+
+
+def optimizer_class(name: str):
+    import dspy
+
+    if name not in _CLASSES:
+        raise ConfigError("optimizer.name", name, f"one of {', '.join(OPTIMIZERS)}")
+    return getattr(dspy, _CLASSES[name])
+
+
+def _accepted(fn: Callable, skip: set[str]) -> tuple[set[str], bool]:
+    params = inspect.signature(fn).parameters
+    varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {n for n in params if n not in skip and n != "self"}, varkw
+
+
+def split_entry(entry: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(constructor kwargs, compile kwargs) of an optimizer entry."""
+    ctor = {k: v for k, v in entry.items() if k not in RESERVED}
+    return ctor, dict(entry.get("compile") or {})
+
+
+def check_entry(entry: Mapping[str, Any]) -> None:
+    """Reject params the DSPy constructor or compile() does not take."""
+    name = entry.get("name")
+    if name not in OPTIMIZERS:
+        raise ConfigError("optimizer.name", name, f"one of {', '.join(OPTIMIZERS)}")
+    ctor, comp = split_entry(entry)
+    if name in ("none", "auto"):
+        if ctor or comp:
+            key = next(iter(ctor or comp))
+            raise ConfigError(f"optimizer.{key}", (ctor or comp)[key], f"optimizer={name} takes no parameters")
+        return
+    cls = optimizer_class(name)
+    allowed, _ = _accepted(cls.__init__, skip={"metric"})
+    for key, value in ctor.items():
+        if key not in allowed:
+            raise ConfigError(
+                f"optimizer.{key}", value, f"{cls.__name__} accepts {', '.join(sorted(allowed))}"
+            )
+    allowed_c, _ = _accepted(cls.compile, skip={"student", "trainset", "valset", "teacher"})
+    for key, value in comp.items():
+        if key not in allowed_c:
+            raise ConfigError(
+                f"optimizer.compile.{key}", value,
+                f"{cls.__name__}.compile accepts {', '.join(sorted(allowed_c))}",
+            )
+
+
+@dataclass
+class Compiled:
+    program: Any
+    optimizer: str  # the resolved name (auto -> what it picked)
+
+
+def gepa_metric(metric: Callable) -> Callable:
+    """GEPA calls metric(gold, pred, trace, pred_name, pred_trace)."""
+
+    def wrapped(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        return float(metric(gold, pred, trace))
+
+    return wrapped
+
+
+def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devset, lm, num_threads, seed):
+    """Run the optimizer named by ``entry`` on ``program``; returns the compiled program."""
+    name = entry["name"]
+    if name == "none":
+        return program
+    cls = optimizer_class(name)
+    ctor, comp = split_entry(entry)
+    accepted, _ = _accepted(cls.__init__, skip=set())
+    if "metric" in accepted:
+        ctor["metric"] = gepa_metric(metric) if name == "gepa" else metric
+    if "num_threads" in accepted and ctor.get("num_threads") is None:
+        ctor["num_threads"] = num_threads
+    if name == "gepa":
+        ctor.setdefault("reflection_lm", lm)
+        ctor.setdefault("seed", seed)
+    if name == "mipro_v2":
+        ctor.setdefault("seed", seed)
+        comp.setdefault("requires_permission_to_run", False)
+    if name == "simba":
+        ctor["bsize"] = min(int(ctor.get("bsize", 32)), len(trainset))
+    optimizer = cls(**ctor)
+    compile_accepts, _ = _accepted(cls.compile, skip=set())
+    if "valset" in compile_accepts and devset:
+        comp.setdefault("valset", devset)
+    if name == "simba":
+        comp.setdefault("seed", seed)
+    if name == "copro":
+        comp.setdefault("eval_kwargs", {"num_threads": num_threads, "display_progress": False})
+    return optimizer.compile(program, trainset=trainset, **comp)

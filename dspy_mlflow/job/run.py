@@ -1,0 +1,310 @@
+"""``run(cfg)``: one job as one MLflow run.
+
+validate -> load project -> (skip if an identical config FINISHED) -> start run ->
+preflight the model -> split -> baseline on dev -> compile -> dev and test ->
+log program, metrics, artifacts -> register. Any failure ends the run FAILED
+(KILLED on Ctrl-C) with tag ``dspy_mlflow.error`` and keeps what was done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dspy_mlflow.errors import BudgetExceeded, DspyMlflowError, one_line
+from dspy_mlflow.job.result import JobResult
+
+TAG = "dspy_mlflow"
+
+
+@dataclass
+class SweepContext:
+    sweep_id: str
+    parent_run_id: str | None
+
+
+def _plain_cfg(cfg) -> dict[str, Any]:
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return json.loads(json.dumps(cfg, default=str))
+
+
+def find_finished(experiment_id: str, cfg_hash: str):
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{TAG}.config_hash` = '{cfg_hash}' and attributes.status = 'FINISHED'",
+        max_results=1, output_format="list",
+    )
+    return runs[0] if runs else None
+
+
+def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None = None) -> JobResult:
+    """Run one job described by a composed config (DictConfig or plain dict)."""
+    from dspy_mlflow.config.validate import validate
+    from dspy_mlflow.quiet import quiet_environment, quiet_libraries
+
+    quiet_environment()
+    conf = _plain_cfg(cfg)
+    validate(conf)  # ConfigError before anything runs
+    from dspy_mlflow.project_loader import load_project
+
+    project = load_project(conf["project"])
+
+    import mlflow
+
+    quiet_libraries()
+
+    from dspy_mlflow.job.identity import config_hash, params_of
+
+    workdir = Path(output_dir or ".").resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(conf["tracking"]["uri"])
+    experiment = mlflow.set_experiment(conf["tracking"]["experiment"])
+    cfg_hash = config_hash(conf)
+    if not conf["tracking"]["rerun"] and (previous := find_finished(experiment.experiment_id, cfg_hash)):
+        print(f"skipped: identical config already FINISHED as run {previous.info.run_id} "
+              f"(set tracking.rerun=true to run again)")
+        return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),
+                         optimizer=previous.data.params.get("optimizer.resolved"))
+
+    tags = {f"{TAG}.config_hash": cfg_hash, f"{TAG}.project": project.name}
+    if sweep:
+        tags[f"{TAG}.sweep_id"] = sweep.sweep_id
+    run_name = conf["tracking"].get("run_name") or "-".join(
+        str(conf[g]["name"]) for g in ("model", "optimizer", "strategy"))
+    active = mlflow.start_run(run_name=run_name, tags=tags,
+                              parent_run_id=sweep.parent_run_id if sweep else None)
+    run_id = active.info.run_id
+    metrics: dict[str, float] = {}
+    job = _Job(conf, project, workdir, metrics)
+    try:
+        mlflow.log_params(params_of(conf))
+        mlflow.log_dict(conf, "config.yaml")
+        job.execute()
+        mlflow.end_run("FINISHED")
+        return JobResult(run_id, "FINISHED", metrics, optimizer=job.resolved_optimizer,
+                         model_version=job.model_version, output_dir=str(workdir))
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        reason = one_line(exc)
+        try:
+            job.log_partial()
+            mlflow.set_tag(f"{TAG}.error", reason[:5000])
+        finally:
+            mlflow.end_run(status)
+        if isinstance(exc, DspyMlflowError):
+            exc.run_id = run_id  # type: ignore[attr-defined]
+            raise
+        raise JobFailed(f"{reason} (run {run_id})", run_id) from exc
+
+
+class JobFailed(DspyMlflowError):
+    def __init__(self, message: str, run_id: str):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class _Job:
+    """The steps of one job, inside an active MLflow run."""
+
+    def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float]):
+        self.conf, self.project, self.workdir, self.metrics = conf, project, workdir, metrics
+        self.ledger = None
+        self.raw_path = workdir / "raw_outputs.jsonl"
+        self.resolved_optimizer = conf["optimizer"]["name"]
+        self.model_version: str | None = None
+        self.logged_raw = False
+
+    # -- steps -------------------------------------------------------------
+    def execute(self) -> None:
+        import dspy
+        import mlflow
+
+        from dspy_mlflow.job.evaluate import evaluate
+        from dspy_mlflow.job.logging import log_splits
+        from dspy_mlflow.job.optimizers import auto_entry, compile_program
+        from dspy_mlflow.job.splits import split_examples
+        from dspy_mlflow.lm import ledger as ledger_mod
+        from dspy_mlflow.lm.pricing import resolve_price
+        from dspy_mlflow.lm.providers import build_lm
+
+        conf = self.conf
+        model_cfg = self._preflight()
+        price = resolve_price(model_cfg)
+        mlflow.log_params({"pricing.input_per_1m": price.input_per_1m,
+                           "pricing.output_per_1m": price.output_per_1m, "pricing.source": price.source})
+        self.ledger = ledger_mod.Ledger(price=price, max_cost_usd=conf["budget"]["max_cost_usd"])
+        ledger_mod.activate(self.ledger)
+        lm = build_lm(model_cfg)
+        dspy.configure(lm=lm, adapter=None)
+        if conf["tracking"]["autolog"]:
+            mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
+                                log_compiles=False, log_evals=False, silent=True)
+        else:
+            mlflow.dspy.autolog(disable=True, silent=True)
+
+        examples = self.project.load_examples()
+        train, dev, test = split_examples(examples, conf["project"]["split"])
+        log_splits(self.project.name, {"train": train, "dev": dev, "test": test})
+        mlflow.log_metrics({"data/train": len(train), "data/dev": len(dev), "data/test": len(test)})
+
+        program = self._initial_program()
+        threads, progress = int(conf["eval"]["num_threads"]), bool(conf["eval"].get("progress", True))
+        metric = self.project.metric
+
+        with self.ledger.in_phase("eval"):
+            baseline = evaluate(program, dev, metric, ledger=self.ledger, split="dev_baseline",
+                                num_threads=threads, progress=progress)
+        self._metric("dev/baseline_score", baseline.score)
+
+        entry = dict(conf["optimizer"])
+        if entry["name"] == "auto":
+            entry = auto_entry(len(train))
+            print(f"optimizer=auto picked {entry['name']} for {len(train)} training examples")
+        self.resolved_optimizer = entry["name"]
+        mlflow.log_param("optimizer.resolved", entry["name"])
+        mlflow.set_tag(f"{TAG}.optimizer", entry["name"])
+        print(f"compiling with {entry['name']} on {len(train)} train / {len(dev)} dev examples ...")
+        t0 = time.perf_counter()
+        with self.ledger.in_phase("compile"):
+            compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
+                                       num_threads=threads, seed=int(conf["seed"]))
+        self._metric("compile/duration_s", time.perf_counter() - t0)
+        if self.ledger.exceeded:
+            raise BudgetExceeded(self.ledger.total.cost_usd, self.ledger.max_cost_usd)
+
+        with self.ledger.in_phase("eval"):
+            dev_result = evaluate(compiled, dev, metric, ledger=self.ledger, split="dev",
+                                  num_threads=threads, progress=progress)
+            self._metric("dev/score", dev_result.score)
+            test_result = evaluate(compiled, test, metric, ledger=self.ledger, split="test",
+                                   num_threads=threads, raw_path=self.raw_path, progress=progress)
+        self._metric("test/score", test_result.score)
+        self._metric("eval/duration_s", baseline.duration_s + dev_result.duration_s + test_result.duration_s)
+        self._metric("eval/latency_p50_ms", test_result.percentile_ms(0.5))
+        self._metric("eval/latency_p95_ms", test_result.percentile_ms(0.95))
+        self._metric("eval/errors", test_result.errors)
+        self._log_usage(n_test=len(test))
+        self._log_raw()
+        self._log_and_register(compiled, test[0].inputs().toDict() if test else None)
+
+    def _preflight(self) -> dict:
+        import mlflow
+
+        from dspy_mlflow.config.entries import load_model_entry
+        from dspy_mlflow.errors import ProviderError
+        from dspy_mlflow.lm.providers import preflight
+
+        model_cfg = self.conf["model"]
+        try:
+            tags = preflight(model_cfg)
+        except ProviderError as exc:
+            fallback = model_cfg.get("fallback")
+            if not fallback:
+                raise
+            print(f"model {model_cfg['name']} unavailable ({exc}); falling back to model={fallback}")
+            mlflow.set_tags({f"{TAG}.fallback_from": model_cfg["name"], f"{TAG}.fallback_to": fallback,
+                             f"{TAG}.fallback_reason": str(exc)[:5000]})
+            model_cfg = load_model_entry(fallback)
+            mlflow.log_param("model.effective", model_cfg["name"])
+            tags = preflight(model_cfg)
+        if tags:
+            mlflow.set_tags(tags)
+        return model_cfg
+
+    def _initial_program(self):
+        init_from = self.conf["program"].get("init_from")
+        if not init_from:
+            return self.project.make_program(self.conf["strategy"])
+        import mlflow
+
+        from dspy_mlflow.registry.load import load_program
+        from dspy_mlflow.registry.register import resolve_parent
+
+        name = self.conf["registry"].get("name") or self.project.name
+        parent = resolve_parent(str(init_from), name)
+        self.parent = f"models:/{parent.name}/{parent.version}"
+        mlflow.set_tag(f"{TAG}.init_from", self.parent)
+        return load_program(self.parent)
+
+    # -- logging -----------------------------------------------------------
+    def _metric(self, key: str, value: float) -> None:
+        import mlflow
+
+        self.metrics[key] = float(value)
+        mlflow.log_metric(key, float(value))
+
+    def _log_usage(self, n_test: int) -> None:
+        from dspy_mlflow.lm.ledger import Usage
+
+        if self.ledger is None:
+            return
+        ev = self.ledger.phases.get("eval", Usage())
+        co = self.ledger.phases.get("compile", Usage())
+        total = self.ledger.total
+        values = {
+            "eval/tokens_in": ev.tokens_in, "eval/tokens_out": ev.tokens_out,
+            "compile/tokens_in": co.tokens_in, "compile/tokens_out": co.tokens_out,
+            "eval/cost_usd": ev.cost_usd, "compile/cost_usd": co.cost_usd,
+            "cost/total_usd": total.cost_usd,
+            "eval/cache_hits": ev.cache_hits, "compile/cache_hits": co.cache_hits,
+            "lm/calls": total.calls, "lm/errors": total.errors,
+        }
+        test_cost = self._test_cost()
+        values["cost/usd_per_example"] = test_cost / n_test if n_test else 0.0
+        for key, value in values.items():
+            self._metric(key, value)
+
+    def _test_cost(self) -> float:
+        if not self.raw_path.exists():
+            return 0.0
+        rows = [json.loads(x) for x in self.raw_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        return sum(r.get("cost_usd") or 0.0 for r in rows)
+
+    def _log_raw(self) -> None:
+        from dspy_mlflow.job.logging import log_raw_outputs
+
+        if not self.logged_raw:
+            self.logged_raw = True
+            log_raw_outputs(self.raw_path)
+
+    def _log_and_register(self, program, input_example) -> None:
+        import mlflow
+
+        from dspy_mlflow.job.logging import log_program
+
+        info = log_program(program, self.workdir, log_model=bool(self.conf["tracking"]["log_model"]),
+                           input_example=input_example)
+        registry = self.conf["registry"]
+        if info is None or not registry.get("register"):
+            return
+        from dspy_mlflow.project_loader import signature_hash
+        from dspy_mlflow.registry.register import register_program
+
+        version = register_program(
+            run_id=mlflow.active_run().info.run_id, model_uri=info.model_uri,
+            name=registry.get("name") or self.project.name, cfg=self.conf, metrics=dict(self.metrics),
+            signature_hash=signature_hash(self.project.signature), parent=getattr(self, "parent", None),
+        )
+        self.model_version = str(version.version)
+        mlflow.set_tag(f"{TAG}.model_version", f"{version.name}/{version.version}")
+
+    def log_partial(self) -> None:
+        """On failure: whatever usage and raw outputs exist are still logged."""
+        if self.ledger is not None:
+            try:
+                self._log_usage(n_test=max(1, sum(1 for _ in open(self.raw_path))) if self.raw_path.exists() else 0)
+            except Exception:
+                pass
+        try:
+            self._log_raw()
+        except Exception:
+            pass

@@ -1,0 +1,62 @@
+"""Model entries -> ready ``TrackedLM``: provider registration, preflight, keys."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+
+from dspy_mlflow.errors import ProviderError
+
+# LiteLLM custom providers shipped here: model-string prefix -> module with setup(model_cfg)
+CUSTOM_PROVIDERS = {
+    "offline": ("dspy_mlflow.lm.offline", None),
+    "mlx": ("dspy_mlflow.lm.mlx_provider", "pip install 'dspy-mlflow[mlx]'  (Linux: mlx[cpu])"),
+}
+
+
+def provider_of(model_cfg: Mapping) -> str:
+    return str(model_cfg["litellm_model"]).split("/", 1)[0]
+
+
+def setup_custom(model_cfg: Mapping) -> dict[str, str]:
+    prefix = provider_of(model_cfg)
+    module_name, install = CUSTOM_PROVIDERS[prefix]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install it with: {install}" if install else ""
+        raise ProviderError(f"model provider '{prefix}' needs a missing package ({exc.name}){hint}") from exc
+    return dict(module.setup(model_cfg) or {})
+
+
+def preflight(model_cfg: Mapping) -> dict[str, str]:
+    """Register the provider and check it can run; returns extra run tags."""
+    if provider_of(model_cfg) in CUSTOM_PROVIDERS:
+        return setup_custom(model_cfg)
+    env = model_cfg.get("api_key_env")
+    if env and not os.environ.get(env):
+        raise ProviderError(
+            f"model={model_cfg.get('name')} needs an API key: environment variable {env} is not set "
+            f"(export {env}=... or choose model=offline)"
+        )
+    return {}
+
+
+def build_lm(model_cfg: Mapping):
+    from dspy_mlflow.lm.tracked import TrackedLM
+
+    kwargs = {}
+    if model_cfg.get("api_base"):
+        kwargs["api_base"] = model_cfg["api_base"]
+    engine = "litellm" if provider_of(model_cfg) in CUSTOM_PROVIDERS else "auto"
+    return TrackedLM(
+        str(model_cfg["litellm_model"]),
+        api_key_env=model_cfg.get("api_key_env"),
+        temperature=float(model_cfg.get("temperature", 0.0)),
+        max_tokens=int(model_cfg.get("max_tokens", 1024)),
+        num_retries=int(model_cfg.get("num_retries", 2)),
+        cache=bool(model_cfg.get("cache", True)),
+        engine=engine,
+        **kwargs,
+    )

@@ -1,0 +1,83 @@
+"""Hydra callback: the sweep's MLflow parent run and its leaderboard.
+
+``on_multirun_start`` creates the parent run and writes its id into the sweep
+dir, where every job (in this process or another launcher's) finds it.
+``on_multirun_end`` builds the leaderboard from the jobs' records, logs it on
+the parent (MLflow table + CSV), prints it, ends the parent, and exits non-zero
+when a job failed. If the sweep dies first, the parent is ended KILLED.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import time
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.tracking_uri: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from dspy_mlflow.quiet import quiet_environment, quiet_libraries
+
+        quiet_environment()
+        quiet_libraries()
+        import mlflow
+        from mlflow import MlflowClient
+
+        from dspy_mlflow.sweep.state import write_sweep
+
+        self.tracking_uri = str(config.tracking.uri)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment = mlflow.set_experiment(str(config.tracking.experiment))
+        sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{abs(hash(str(config.hydra.sweep.dir))) % 10_000:04d}"
+        overrides = " ".join(config.hydra.overrides.task)
+        run = MlflowClient(self.tracking_uri).create_run(
+            experiment.experiment_id, run_name=f"sweep-{sweep_id}",
+            tags={"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.sweep_parent": "true",
+                  "dspy_mlflow.sweep_overrides": overrides[:5000]},
+        )
+        self.parent_run_id = run.info.run_id
+        write_sweep(config.hydra.sweep.dir, sweep_id=sweep_id, parent_run_id=self.parent_run_id)
+        print(f"sweep {sweep_id}: parent run {self.parent_run_id} in experiment {config.tracking.experiment}")
+        atexit.register(self._end_if_open, "KILLED")
+
+    def _end_if_open(self, status: str) -> None:
+        if not self.parent_run_id:
+            return
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri)
+        if client.get_run(self.parent_run_id).info.status == "RUNNING":
+            client.set_terminated(self.parent_run_id, status)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not self.parent_run_id:
+            return
+        from mlflow import MlflowClient
+
+        from dspy_mlflow.sweep.leaderboard import build_leaderboard, log_leaderboard
+        from dspy_mlflow.sweep.state import read_jobs
+
+        jobs = read_jobs(config.hydra.sweep.dir)
+        board = build_leaderboard(self.tracking_uri, jobs)
+        log_leaderboard(self.tracking_uri, self.parent_run_id, board, config.hydra.sweep.dir)
+        failed = [j for j in jobs if j.get("status") == "FAILED"]
+        client = MlflowClient(self.tracking_uri)
+        client.log_metric(self.parent_run_id, "sweep/jobs", len(jobs))
+        client.log_metric(self.parent_run_id, "sweep/failed", len(failed))
+        if failed:
+            client.set_tag(self.parent_run_id, "dspy_mlflow.error", f"{len(failed)} of {len(jobs)} jobs failed")
+        client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
+        print("\nleaderboard (sweep parent run %s)\n%s" % (self.parent_run_id, board.to_string(index=False)))
+        if failed:
+            for job in failed:
+                print(f"FAILED job {job['job']} ({' '.join(job.get('overrides') or [])}): {job.get('error')}",
+                      file=sys.stderr)
+            sys.exit(1)

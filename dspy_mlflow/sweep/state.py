@@ -1,0 +1,39 @@
+"""Files a sweep keeps in its Hydra sweep dir, shared by jobs in any process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STATE_DIR = ".dspy_mlflow"
+
+
+def _dir(sweep_dir: str | Path) -> Path:
+    return Path(sweep_dir) / STATE_DIR
+
+
+def write_sweep(sweep_dir: str | Path, *, sweep_id: str, parent_run_id: str) -> None:
+    folder = _dir(sweep_dir)
+    (folder / "jobs").mkdir(parents=True, exist_ok=True)
+    (folder / "sweep.json").write_text(json.dumps({"sweep_id": sweep_id, "parent_run_id": parent_run_id}))
+
+
+def sweep_context(sweep_dir: str | Path):
+    from dspy_mlflow.job.run import SweepContext
+
+    path = _dir(sweep_dir) / "sweep.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return SweepContext(sweep_id=data["sweep_id"], parent_run_id=data["parent_run_id"])
+
+
+def record_job(sweep_dir: str | Path, job_num: int, **fields) -> None:
+    folder = _dir(sweep_dir) / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{int(job_num):04d}.json").write_text(json.dumps({"job": int(job_num), **fields}, default=str))
+
+
+def read_jobs(sweep_dir: str | Path) -> list[dict]:
+    folder = _dir(sweep_dir) / "jobs"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
