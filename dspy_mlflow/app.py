@@ -38,13 +38,10 @@ def main(cfg: DictConfig):
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     sweep = sweep_context(hc.sweep.dir) if multirun else None
-    search = (cfg.get("search") or {}).get("name", "none")
     try:
-        if search == "optuna":
-            from dspy_mlflow.search.study import run_search as runner
-        else:
-            from dspy_mlflow.job.run import run as runner
-        result = runner(cfg, sweep=sweep, output_dir=hc.runtime.output_dir)
+        from dspy_mlflow.job.run import run
+
+        result = run(cfg, sweep=sweep, output_dir=hc.runtime.output_dir)
     except DspyMlflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if multirun:

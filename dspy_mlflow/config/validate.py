@@ -42,3 +42,7 @@ def validate(cfg: Mapping) -> None:
     search = cfg.get("search") or {"name": "none"}
     if search.get("name") not in SEARCHES:
         raise ConfigError("search.name", search.get("name"), f"one of {', '.join(SEARCHES)}")
+    if search.get("name") == "optuna":
+        from dspy_mlflow.search.space import check_search
+
+        check_search(cfg)

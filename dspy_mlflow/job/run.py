@@ -175,8 +175,13 @@ class _Job:
         print(f"compiling with {entry['name']} on {len(train)} train / {len(dev)} dev examples ...")
         t0 = time.perf_counter()
         with self.ledger.in_phase("compile"):
-            compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
-                                       num_threads=threads, seed=int(conf["seed"]))
+            if (conf.get("search") or {}).get("name") == "optuna":
+                from dspy_mlflow.search.study import search_compile
+
+                compiled = search_compile(self, entry, program, trainset=train, devset=dev, lm=lm)
+            else:
+                compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
+                                           num_threads=threads, seed=int(conf["seed"]))
         self._metric("compile/duration_s", time.perf_counter() - t0)
         if self.ledger.exceeded:
             raise BudgetExceeded(self.ledger.total.cost_usd, self.ledger.max_cost_usd)
