@@ -601,12 +601,18 @@ def setup(model_cfg: Mapping | None = None) -> dict[str, str]:
     """Register the ``offline`` LiteLLM provider (idempotent) and apply ``provider_options``.
 
     Options live in this module; the registered handler reads them on every call,
-    so re-calling ``setup`` with new options takes effect immediately.
+    so re-calling ``setup`` with new options takes effect immediately (and resets
+    the fault-injection attempt counters). Bad options raise ``ProviderError``.
     """
     import litellm
 
     raw = (model_cfg or {}).get("provider_options") if model_cfg is not None else None
-    opts = OfflineOptions.from_mapping(dict(raw) if raw else None)
+    try:
+        opts = OfflineOptions.from_mapping(dict(raw) if raw else None)
+    except (ValueError, TypeError) as exc:
+        from dspy_mlflow.errors import ProviderError
+
+        raise ProviderError(f"model provider 'offline': {exc}") from exc
     handler = get_handler()
     with _STATE_LOCK:
         _STATE["options"] = opts

@@ -205,8 +205,12 @@ def test_setup_registers_idempotently_and_keeps_other_providers():
         assert isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
         setup({"provider_options": {"seed": 9, "fallback_label": "positive"}})
         assert offline.current_options() == OfflineOptions(seed=9, fallback_label="positive")
-        with pytest.raises(ValueError, match="unknown offline provider_options"):
+        from dspy_mlflow.errors import ProviderError
+
+        with pytest.raises(ProviderError, match="unknown offline provider_options"):
             setup({"provider_options": {"latencyms": 3}})
+        with pytest.raises(ProviderError, match="fault_rate"):
+            setup({"provider_options": {"fault_rate": 1.5}})
     finally:
         litellm.custom_provider_map = [
             e for e in litellm.custom_provider_map if e["provider"] != "someone-else"
