@@ -1,0 +1,507 @@
+"""Local models through MLX (mlx-lm), as the LiteLLM custom provider ``mlx``.
+
+    dspy.LM("mlx/mlx-community/Mistral-7B-Instruct-v0.3-4bit")   # a hub repo already in the HF cache
+    dspy.LM("mlx/~/.cache/dspy_mlflow/mlx_tiny")                    # a local mlx-lm model folder
+
+The model string after ``mlx/`` is a local folder (``~`` and ``$VARS`` expanded) or a
+Hugging Face repo id. Nothing is ever downloaded here: a repo id is looked up in the local
+Hugging Face cache only, and a missing model is a ``ProviderError`` whose one line names the
+model, where it looked, and the command that fetches it.
+
+How a call runs: the messages go through the tokenizer's chat template; ``temperature`` and
+``top_p`` become an mlx-lm sampler (``mlx_lm.sample_utils.make_sampler``), ``max_tokens`` bounds
+generation and ``stop`` strings cut the text and stop generating at the first match. The
+response's ``usage`` carries the real prompt and completion token counts.
+
+Models load lazily, once per process, and are shared by all threads: a lock per model guards
+loading, and generation on one model is serialized (MLX is not thread-safe for one model).
+Loaded models live in a bounded LRU cache (``provider_options.max_loaded_models``, default 1)
+so a sweep over several local models does not hold them all in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dspy_mlflow.errors import ProviderError
+
+PROVIDER = "mlx"
+DEFAULT_MAX_LOADED_MODELS = 1
+WEIGHT_GLOBS = ("*.safetensors",)
+
+
+# --------------------------------------------------------------------------- model paths
+
+
+def strip_prefix(model: str) -> str:
+    model = str(model).strip()
+    return model[len(PROVIDER) + 1 :] if model.startswith(PROVIDER + "/") else model
+
+
+def _expand(name: str) -> str:
+    return os.path.expandvars(os.path.expanduser(name))
+
+
+def looks_local(name: str) -> bool:
+    """A local folder (exists, or absolute/relative/~ path, or not of the form 'org/repo')."""
+    expanded = _expand(name)
+    if Path(expanded).exists():
+        return True
+    if name.startswith(("/", "~", ".", "$")):
+        return True
+    if os.sep != "/" and os.sep in name:
+        return True
+    return name.count("/") != 1
+
+
+def _has_weights(folder: Path) -> bool:
+    return any(any(folder.glob(pattern)) for pattern in WEIGHT_GLOBS)
+
+
+def _hf_cache_dir() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except Exception:
+        return os.environ.get("HF_HUB_CACHE") or os.path.expanduser("~/.cache/huggingface/hub")
+
+
+def resolve_model_path(model: str) -> Path:
+    """The local folder holding ``model`` ("mlx/" prefix optional); never downloads.
+
+    Raises ProviderError (one line: the model, where it looked, the command that fetches it).
+    """
+    name = strip_prefix(model)
+    if not name:
+        raise ProviderError(
+            f"MLX model name is empty in {model!r}: use litellm_model: mlx/<hub repo or folder>"
+        )
+    if looks_local(name):
+        folder = Path(_expand(name)).resolve()
+        missing = [f for f in ("config.json",) if not (folder / f).is_file()]
+        if folder.is_dir() and not _has_weights(folder):
+            missing.append("*.safetensors weights")
+        if not folder.is_dir() or missing:
+            what = "folder does not exist" if not folder.is_dir() else "missing " + ", ".join(missing)
+            raise ProviderError(
+                f"MLX model {name!r} not found: looked in local folder {folder} ({what}); "
+                f"build the tiny test model with `python -m dspy_mlflow build-mlx-tiny {folder}` "
+                f"or put an mlx-lm model there with `hf download mlx-community/<model> --local-dir {folder}`"
+            )
+        return folder
+    return _resolve_hub_repo(name)
+
+
+def _resolve_hub_repo(repo: str) -> Path:
+    cache = _hf_cache_dir()
+    hint = (
+        f"download it with `hf download {repo}` "
+        f"(or `python -c \"from mlx_lm import load; load('{repo}')\"`) while online"
+    )
+    try:
+        from huggingface_hub import snapshot_download
+
+        try:
+            from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS as patterns
+        except Exception:
+            patterns = [
+                "*.json",
+                "*.safetensors",
+                "*.py",
+                "tokenizer.model",
+                "*.tiktoken",
+                "*.txt",
+                "*.jinja",
+            ]
+        folder = Path(snapshot_download(repo, local_files_only=True, allow_patterns=patterns))
+    except Exception as exc:
+        raise ProviderError(
+            f"MLX model {repo!r} is not in the local Hugging Face cache (looked in {cache}; "
+            f"{type(exc).__name__}); {hint}"
+        ) from None
+    if not (folder / "config.json").is_file() or not _has_weights(folder):
+        raise ProviderError(
+            f"MLX model {repo!r} is incomplete in the local Hugging Face cache (looked in {folder}: "
+            f"config.json or *.safetensors missing); {hint}"
+        )
+    return folder
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    model: Any
+    tokenizer: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)  # serializes generation
+    loaded_at: float = field(default_factory=time.time)
+
+
+class ModelCache:
+    """A bounded LRU of loaded (model, tokenizer) pairs, keyed by resolved folder."""
+
+    def __init__(self, max_loaded: int = DEFAULT_MAX_LOADED_MODELS):
+        self.max_loaded = max(1, int(max_loaded))
+        self._lock = threading.Lock()  # guards the dict and the per-path lock table
+        self._entries: OrderedDict[Path, LoadedModel] = OrderedDict()
+        self._load_locks: dict[Path, threading.Lock] = {}
+        self.load_count = 0  # total loads in this process (observable by tests)
+        self.loads: dict[str, int] = {}  # loads per folder
+        self.evictions = 0
+
+    def set_max_loaded(self, n: int) -> None:
+        with self._lock:
+            self.max_loaded = max(1, int(n))
+            self._evict_locked()
+
+    def _evict_locked(self) -> None:
+        while len(self._entries) > self.max_loaded:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+
+    def loaded(self) -> list[Path]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+        try:
+            import mlx.core as mx
+
+            mx.clear_cache()
+        except Exception:
+            pass
+
+    def get(self, path: Path) -> LoadedModel:
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is not None:
+                self._entries.move_to_end(path)
+                return entry
+            load_lock = self._load_locks.setdefault(path, threading.Lock())
+        with load_lock:
+            with self._lock:  # another thread may have loaded it while we waited
+                entry = self._entries.get(path)
+                if entry is not None:
+                    self._entries.move_to_end(path)
+                    return entry
+            entry = self._load(path)
+            with self._lock:
+                self._entries[path] = entry
+                self._entries.move_to_end(path)
+                self.load_count += 1
+                self.loads[str(path)] = self.loads.get(str(path), 0) + 1
+                self._evict_locked()
+            return entry
+
+    @staticmethod
+    def _load(path: Path) -> LoadedModel:
+        try:
+            from mlx_lm import load
+        except ImportError as exc:
+            raise ProviderError(
+                f"model provider 'mlx' needs mlx-lm ({exc.name or exc} missing): pip install 'dspy-mlflow[mlx]'"
+            ) from None
+        try:
+            model, tokenizer = load(str(path))
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ProviderError(f"MLX model in {path} failed to load: {type(exc).__name__}: {text}") from None
+        return LoadedModel(path=path, model=model, tokenizer=tokenizer)
+
+
+CACHE = ModelCache()
+
+
+def load_count() -> int:
+    """How many times a model was loaded in this process (all folders)."""
+    return CACHE.load_count
+
+
+def set_max_loaded_models(n: int) -> None:
+    CACHE.set_max_loaded(n)
+
+
+def get_model(model: str) -> LoadedModel:
+    return CACHE.get(resolve_model_path(model))
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # OpenAI content parts
+        parts = []
+        for part in content:
+            if isinstance(part, Mapping):
+                if part.get("type", "text") == "text":
+                    parts.append(str(part.get("text", "")))
+            else:
+                parts.append(str(part))
+        return "".join(parts)
+    return str(content)
+
+
+def format_prompt(tokenizer: Any, messages: list) -> list[int]:
+    """Token ids of the chat-templated prompt (generation prompt added)."""
+    msgs = [
+        {"role": str(m.get("role", "user")), "content": _content_text(m.get("content"))} for m in messages
+    ]
+    text = None
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            text = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        except Exception:
+            # some templates refuse a system role: fold it into the first user message
+            if msgs and msgs[0]["role"] == "system" and len(msgs) > 1:
+                merged = [
+                    {"role": msgs[1]["role"], "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}
+                ]
+                text = tokenizer.apply_chat_template(
+                    merged + msgs[2:], add_generation_prompt=True, tokenize=False
+                )
+            else:
+                raise
+    if text is None:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = bos is None or not text.startswith(bos)
+    return list(tokenizer.encode(text, add_special_tokens=add_special))
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+def _stops(stop: Any) -> list[str]:
+    if not stop:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    return [s for s in stop if s]
+
+
+def generate(
+    entry: LoadedModel,
+    prompt_ids: list[int],
+    *,
+    temperature: float | None = 0.0,
+    top_p: float | None = None,
+    max_tokens: int | None = 256,
+    stop: Any = None,
+    seed: int | None = None,
+) -> Generation:
+    """Generate on a loaded model (serialized per model). Stop strings are cut and end generation."""
+    import mlx.core as mx
+    from mlx_lm import stream_generate
+    from mlx_lm.sample_utils import make_sampler
+
+    temp = float(temperature or 0.0)
+    sampler = make_sampler(temp=temp, top_p=float(top_p) if top_p is not None else 0.0)
+    stops = _stops(stop)
+    longest = max((len(s) for s in stops), default=0)
+    limit = int(max_tokens) if max_tokens else 256
+    prompt = mx.array(prompt_ids)
+
+    text = ""
+    tokens = 0
+    finish = "length"
+    with entry.lock:
+        if seed is not None:
+            mx.random.seed(int(seed))
+        for response in stream_generate(
+            entry.model, entry.tokenizer, prompt, max_tokens=limit, sampler=sampler
+        ):
+            tokens = response.generation_tokens
+            if response.text:
+                start = max(0, len(text) - longest + 1)
+                text += response.text
+                if stops:
+                    hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
+                    if hits:
+                        text = text[: min(hits)]
+                        finish = "stop"
+                        break
+            if response.finish_reason is not None:
+                finish = response.finish_reason
+    return Generation(
+        text=text, prompt_tokens=len(prompt_ids), completion_tokens=tokens, finish_reason=finish
+    )
+
+
+# --------------------------------------------------------------------------- LiteLLM handler
+
+
+def _make_handler_class():
+    import litellm
+    from litellm import CustomLLM
+
+    class MLXCustomLLM(CustomLLM):
+        """LiteLLM custom provider: ``mlx/<hub repo or local folder>``."""
+
+        def completion(self, model, messages, *args, **kwargs):
+            model_response = kwargs.get("model_response")
+            optional_params = dict(kwargs.get("optional_params") or {})
+            entry = get_model(model)
+            prompt_ids = format_prompt(entry.tokenizer, messages)
+            n = int(optional_params.get("n") or 1)
+            gens = [
+                generate(
+                    entry,
+                    prompt_ids,
+                    temperature=optional_params.get("temperature", 0.0),
+                    top_p=optional_params.get("top_p"),
+                    max_tokens=optional_params.get("max_tokens")
+                    or optional_params.get("max_completion_tokens"),
+                    stop=optional_params.get("stop"),
+                    seed=optional_params.get("seed"),
+                )
+                for _ in range(max(1, n))
+            ]
+            if model_response is None:
+                model_response = litellm.ModelResponse()
+            model_response.choices = [
+                litellm.Choices(
+                    index=i,
+                    finish_reason=g.finish_reason,
+                    message=litellm.Message(role="assistant", content=g.text),
+                )
+                for i, g in enumerate(gens)
+            ]
+            prompt_tokens = gens[0].prompt_tokens
+            completion_tokens = sum(g.completion_tokens for g in gens)
+            model_response.usage = litellm.Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+            model_response.model = f"{PROVIDER}/{strip_prefix(model)}"
+            model_response.created = int(time.time())
+            return model_response
+
+        async def acompletion(self, model, messages, *args, **kwargs):
+            return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
+
+        def streaming(self, model, messages, *args, **kwargs):
+            # One chunk holding the whole answer: enough for callers that ask for stream=True.
+            response = self.completion(model, messages, *args, **kwargs)
+            choice = response.choices[0]
+            usage = response.usage
+            yield {
+                "text": choice.message.content or "",
+                "is_finished": True,
+                "finish_reason": choice.finish_reason,
+                "index": 0,
+                "tool_use": None,
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            }
+
+        async def astreaming(self, model, messages, *args, **kwargs):
+            chunks = await asyncio.to_thread(lambda: list(self.streaming(model, messages, *args, **kwargs)))
+            for chunk in chunks:
+                yield chunk
+
+    return MLXCustomLLM
+
+
+_HANDLER = None
+_HANDLER_LOCK = threading.Lock()
+
+
+def handler():
+    """The process-wide handler instance (created on first use; imports litellm)."""
+    global _HANDLER
+    with _HANDLER_LOCK:
+        if _HANDLER is None:
+            _HANDLER = _make_handler_class()()
+        return _HANDLER
+
+
+def register() -> None:
+    """Register ``mlx`` in litellm.custom_provider_map; idempotent, keeps other providers."""
+    import litellm
+
+    obj = handler()
+    entries = list(litellm.custom_provider_map or [])
+    if any(e.get("provider") == PROVIDER and e.get("custom_handler") is obj for e in entries):
+        pass
+    else:
+        entries = [e for e in entries if e.get("provider") != PROVIDER]
+        entries.append({"provider": PROVIDER, "custom_handler": obj})
+        litellm.custom_provider_map = entries
+    from litellm.utils import custom_llm_setup
+
+    custom_llm_setup()
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    try:
+        value = cfg.get(key, default)
+    except Exception:
+        value = getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def setup(model_cfg: Mapping) -> dict[str, str]:
+    """Register the provider, check the model is on disk (building mlx_tiny if asked), and
+    return run tags (hardware + resolved model folder). Raises ProviderError at preflight."""
+    from dspy_mlflow.lm import hardware
+
+    litellm_model = str(_get(model_cfg, "litellm_model", ""))
+    if not litellm_model.startswith(PROVIDER + "/"):
+        raise ProviderError(
+            f"model.litellm_model={litellm_model!r} is not an MLX model: expected 'mlx/<model>'"
+        )
+    options = _get(model_cfg, "provider_options", {}) or {}
+    max_loaded = _get(options, "max_loaded_models", DEFAULT_MAX_LOADED_MODELS)
+    build_if_missing = bool(_get(options, "build_if_missing", False))
+
+    try:
+        import mlx_lm  # noqa: F401
+    except ImportError as exc:
+        raise ProviderError(
+            f"model {_get(model_cfg, 'name', litellm_model)!r} needs mlx-lm ({exc.name or exc} missing): "
+            "pip install 'dspy-mlflow[mlx]'"
+        ) from None
+
+    name = strip_prefix(litellm_model)
+    if build_if_missing and looks_local(name):
+        from dspy_mlflow.lm.mlx_tiny import build_tiny_model, is_complete
+
+        if not is_complete(_expand(name)):
+            try:
+                build_tiny_model(_expand(name), seed=int(_get(options, "seed", 0)))
+            except Exception as exc:
+                raise ProviderError(
+                    f"could not build the tiny MLX model in {_expand(name)}: {type(exc).__name__}: {exc}"
+                ) from None
+    path = resolve_model_path(name)
+    set_max_loaded_models(int(max_loaded))
+    register()
+    tags = hardware.detect()
+    tags["dspy_mlflow.mlx.model_path"] = str(path)
+    return tags

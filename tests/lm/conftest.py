@@ -1,0 +1,57 @@
+"""Fixtures for the MLX tests: tiny random-weight models built once per session in tmp.
+
+Nothing is downloaded: HF_HUB_OFFLINE=1 is set before anything imports huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _require_mlx() -> None:
+    pytest.importorskip("mlx.core", reason="MLX not installed: pip install 'dspy-mlflow[mlx]'")
+    pytest.importorskip("mlx_lm", reason="mlx-lm not installed: pip install 'dspy-mlflow[mlx]'")
+
+
+@pytest.fixture(scope="session")
+def mlx_tiny_path(tmp_path_factory) -> Path:
+    """A tiny Llama (seed 0) built in a session tmp folder."""
+    _require_mlx()
+    from dspy_mlflow.lm.mlx_tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("mlx") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def mlx_tiny_path_b(tmp_path_factory) -> Path:
+    """A second tiny model folder (seed 1), for LRU tests."""
+    _require_mlx()
+    from dspy_mlflow.lm.mlx_tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("mlx") / "tiny_b", seed=1)
+
+
+@pytest.fixture(scope="session")
+def mlx_registered(mlx_tiny_path) -> Path:
+    """The mlx provider registered with LiteLLM (through setup()) for the tiny model."""
+    from dspy_mlflow.lm import mlx_provider
+
+    mlx_provider.setup(
+        {"litellm_model": f"mlx/{mlx_tiny_path}", "provider_options": {"max_loaded_models": 1}}
+    )
+    return mlx_tiny_path
+
+
+@pytest.fixture(scope="session")
+def mlx_tiny_raw(mlx_tiny_path):
+    """(model, tokenizer) loaded directly with mlx_lm, for side-by-side checks."""
+    from mlx_lm import load
+
+    return load(str(mlx_tiny_path))
