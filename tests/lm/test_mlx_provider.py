@@ -258,3 +258,44 @@ def test_setup_rejects_non_mlx_model():
 
 def test_hf_offline_is_set():
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_streaming_returns_text_and_usage(mlx_registered):
+    import litellm
+
+    full = litellm.completion(model=_model(mlx_registered), messages=MSGS, max_tokens=8, temperature=0.0)
+    chunks = list(
+        litellm.completion(
+            model=_model(mlx_registered),
+            messages=MSGS,
+            max_tokens=8,
+            temperature=0.0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    rebuilt = litellm.stream_chunk_builder(chunks)
+    assert rebuilt.usage.completion_tokens == full.usage.completion_tokens
+
+
+def test_coexists_with_offline_provider(mlx_registered):
+    offline = pytest.importorskip("dspy_mlflow.lm.offline")
+    import litellm
+
+    from dspy_mlflow.lm import mlx_provider
+
+    saved = list(litellm.custom_provider_map)
+    try:
+        mlx_provider.setup({"litellm_model": f"mlx/{mlx_registered}"})
+        offline.setup({"litellm_model": "offline/nn", "provider_options": {}})
+        mlx_provider.setup({"litellm_model": f"mlx/{mlx_registered}"})
+        providers = [e["provider"] for e in litellm.custom_provider_map]
+        assert providers.count("mlx") == 1 and providers.count("offline") == 1
+        r = litellm.completion(model=_model(mlx_registered), messages=MSGS, max_tokens=4)
+        assert r.usage.completion_tokens > 0
+        r = litellm.completion(model="offline/nn", messages=MSGS, max_tokens=4)
+        assert r.usage.prompt_tokens > 0
+    finally:
+        litellm.custom_provider_map = saved
