@@ -67,6 +67,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     workdir = Path(output_dir or ".").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
+    mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
     experiment = mlflow.set_experiment(conf["tracking"]["experiment"])
     cfg_hash = config_hash(conf)
     if not conf["tracking"]["rerun"] and (previous := find_finished(experiment.experiment_id, cfg_hash)):
@@ -90,6 +91,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         mlflow.log_dict(conf, "config.yaml")
         job.execute()
         mlflow.end_run("FINISHED")
+        mlflow.clear_active_model()
         return JobResult(run_id, "FINISHED", metrics, optimizer=job.resolved_optimizer,
                          model_version=job.model_version, output_dir=str(workdir))
     except BaseException as exc:

@@ -62,7 +62,7 @@ class SweepCallback(Callback):
             return
         from mlflow import MlflowClient
 
-        from dspy_mlflow.sweep.leaderboard import build_leaderboard, log_leaderboard
+        from dspy_mlflow.sweep.leaderboard import build_leaderboard, format_board, log_leaderboard
         from dspy_mlflow.sweep.state import read_jobs
 
         jobs = read_jobs(config.hydra.sweep.dir)
@@ -75,7 +75,7 @@ class SweepCallback(Callback):
         if failed:
             client.set_tag(self.parent_run_id, "dspy_mlflow.error", f"{len(failed)} of {len(jobs)} jobs failed")
         client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
-        print("\nleaderboard (sweep parent run %s)\n%s" % (self.parent_run_id, board.to_string(index=False)))
+        print(f"\nleaderboard (sweep parent run {self.parent_run_id})\n{format_board(board)}")
         if failed:
             for job in failed:
                 print(f"FAILED job {job['job']} ({' '.join(job.get('overrides') or [])}): {job.get('error')}",

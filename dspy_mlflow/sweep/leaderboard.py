@@ -46,3 +46,12 @@ def log_leaderboard(tracking_uri: str, parent_run_id: str, board, sweep_dir: str
     if not best.empty and best.iloc[0]["test/score"] == best.iloc[0]["test/score"]:
         client.log_metric(parent_run_id, "best/test_score", float(best.iloc[0]["test/score"]))
         client.set_tag(parent_run_id, "dspy_mlflow.best_run_id", str(best.iloc[0]["run_id"]))
+
+
+def format_board(board) -> str:
+    """A terminal-sized view: the CSV and the MLflow table keep every column."""
+    view = board[["rank", "model", "optimizer", "strategy", "status", "test/score", "dev/score",
+                  "dev/baseline_score", "cost/total_usd", "run_id"]].copy()
+    view.columns = ["rank", "model", "optimizer", "strategy", "status", "test", "dev", "baseline", "cost_usd", "run"]
+    view["run"] = view["run"].fillna("").str[:8]
+    return view.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")

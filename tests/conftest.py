@@ -1,0 +1,67 @@
+"""Suite-wide setup: offline LiteLLM, a private DSPy cache, and job helpers.
+
+Everything runs for real: MLflow sqlite stores in tmp folders, the offline
+model as a LiteLLM provider, Hydra composing the packaged conf/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# DSPy reads its disk-cache folder at import: keep it inside this test session.
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="dspy-cache-"))
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("OPENAI_API_KEY", None)
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m dspy_mlflow ARGS`` in a subprocess, as a user would type it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "dspy_mlflow", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A fresh working directory: its own mlflow.db, no ./conf, a private DSPy cache."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def fresh_cache_env(tmp_path) -> dict:
+    return {"DSPY_CACHEDIR": str(tmp_path / "dspy-cache")}
+
+
+def compose(*overrides: str):
+    """The job config as Hydra composes it from the packaged conf/."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from dspy_mlflow.config.paths import conf_dir
+    from dspy_mlflow.config.schema import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def compose_cfg():
+    return compose
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,140 @@
+"""One job, in process, against a real sqlite MLflow store and the offline provider."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from dspy_mlflow.errors import BudgetExceeded
+from dspy_mlflow.job.run import run
+
+METRICS = ["test/score", "dev/baseline_score", "dev/score", "eval/tokens_in", "eval/tokens_out",
+           "compile/tokens_in", "compile/tokens_out", "eval/cost_usd", "compile/cost_usd", "cost/total_usd",
+           "cost/usd_per_example", "eval/latency_p50_ms", "eval/latency_p95_ms", "eval/errors",
+           "eval/cache_hits", "lm/calls", "compile/duration_s", "eval/duration_s"]
+
+
+def job_cfg(compose_cfg, workdir, *overrides):
+    cfg = compose_cfg(f"tracking.uri=sqlite:///{workdir}/mlflow.db", "eval.progress=false",
+                      "tracking.autolog=false", "project.split.limit=60", *overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def artifacts(client, run_id, path=""):
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out.extend(artifacts(client, run_id, item.path) if item.is_dir else [item.path])
+    return out
+
+
+def test_job_logs_the_design_contract(compose_cfg, workdir):
+    cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "optimizer.k=16", "registry.register=false",
+                  "project.split.limit=null")
+    result = run(cfg, output_dir=workdir / "out")
+    assert result.status == "FINISHED"
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    r = client.get_run(result.run_id)
+    assert r.info.status == "FINISHED"
+    p = r.data.params
+    assert (p["model"], p["optimizer"], p["strategy"], p["project"]) == (
+        "offline", "labeled_few_shot", "predict", "sentiment")
+    assert p["model.temperature"] == "0.0" and p["optimizer.k"] == "16"
+    assert set(METRICS) <= set(r.data.metrics), set(METRICS) - set(r.data.metrics)
+    m = r.data.metrics
+    assert 0.0 <= m["test/score"] <= 1.0
+    # the offline model copies the nearest demo: demos must beat no demos
+    assert m["dev/score"] > m["dev/baseline_score"]
+    assert m["eval/tokens_in"] > 0 and m["lm/calls"] > 0
+    assert m["cost/total_usd"] == pytest.approx(
+        ((m["eval/tokens_in"] + m["compile/tokens_in"]) * 0.15
+         + (m["eval/tokens_out"] + m["compile/tokens_out"]) * 0.60) / 1e6)
+    tags = r.data.tags
+    assert len(tags["dspy_mlflow.config_hash"]) == 16 and "dspy_mlflow.error" not in tags
+    files = artifacts(client, result.run_id)
+    assert {"config.yaml", "raw_outputs.jsonl", "raw_outputs_table.json", "program/program.json"} <= set(files)
+    raw = (workdir / "out" / "raw_outputs.jsonl").read_text().splitlines()
+    assert len(raw) == int(m["data/test"])
+    first = json.loads(raw[0])
+    assert {"inputs", "gold", "prediction", "score", "latency_ms", "tokens_in", "tokens_out", "cost_usd",
+            "error"} <= set(first)
+    assert m["cost/usd_per_example"] == pytest.approx(sum(json.loads(x)["cost_usd"] for x in raw) / len(raw))
+    contexts = {d.tags[0].value for d in r.inputs.dataset_inputs}
+    assert contexts == {"train", "dev", "test"}
+    (workdir / "dl").mkdir()
+    local = client.download_artifacts(result.run_id, "program/program.json", str(workdir / "dl"))
+    state = json.loads(open(local).read())
+    assert len(state["demos"]) == 16  # a Predict program: its state is flat
+    models = mlflow.search_logged_models(experiment_ids=[r.info.experiment_id], output_format="list")
+    assert [lm.name for lm in models] == ["program"] and models[0].source_run_id == result.run_id
+
+
+def test_identical_job_is_skipped_then_rerun_hits_the_cache(compose_cfg, workdir):
+    cfg = job_cfg(compose_cfg, workdir, "optimizer=none", "tracking.log_model=false", "model.cache=true")
+    first = run(cfg, output_dir=workdir / "a")
+    again = run(cfg, output_dir=workdir / "b")
+    assert again.status == "SKIPPED" and again.run_id == first.run_id
+    cfg["tracking"]["rerun"] = True
+    rerun = run(cfg, output_dir=workdir / "c")
+    assert rerun.status == "FINISHED" and rerun.run_id != first.run_id
+    assert rerun.metrics["lm/calls"] == 0 and rerun.metrics["cost/total_usd"] == 0
+    assert rerun.metrics["eval/cache_hits"] > 0
+    assert rerun.metrics["test/score"] == first.metrics["test/score"]
+
+
+def test_budget_stops_the_job_failed_and_keeps_partial_results(compose_cfg, workdir):
+    base = job_cfg(compose_cfg, workdir, "optimizer=none", "tracking.log_model=false", "model.cache=false",
+                   "eval.num_threads=1", "tracking.rerun=true")
+    full = run(base, output_dir=workdir / "full")
+    per_example = full.metrics["cost/usd_per_example"]
+    n_dev, n_test = 15, int(full.metrics["eval/errors"] * 0 + 60 - 30 - 15)
+    # dev is evaluated twice (baseline and after compile), then test: stop halfway through test
+    base["budget"]["max_cost_usd"] = per_example * (2 * n_dev + n_test / 2)
+    with pytest.raises(BudgetExceeded) as info:
+        run(base, output_dir=workdir / "stopped")
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    r = client.get_run(info.value.run_id)
+    assert r.info.status == "FAILED"
+    assert "budget.max_cost_usd" in r.data.tags["dspy_mlflow.error"]
+    assert r.data.metrics["cost/total_usd"] > base["budget"]["max_cost_usd"]
+    kept = (workdir / "stopped" / "raw_outputs.jsonl").read_text().splitlines()
+    assert 0 < len(kept) < n_test
+    assert "raw_outputs.jsonl" in artifacts(client, r.info.run_id)
+
+
+def test_failure_inside_a_job_ends_the_run_failed(compose_cfg, workdir):
+    from dspy_mlflow.errors import DspyMlflowError
+
+    cfg = job_cfg(compose_cfg, workdir, "model=gpt4o_mini", "optimizer=none")
+    with pytest.raises(DspyMlflowError, match="OPENAI_API_KEY is not set") as info:
+        run(cfg, output_dir=workdir / "out")
+    r = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(info.value.run_id)
+    assert r.info.status == "FAILED" and "OPENAI_API_KEY" in r.data.tags["dspy_mlflow.error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["none", "labeled_few_shot", "bootstrap_few_shot", "bootstrap_random_search",
+                                       "mipro_v2", "copro", "simba", "gepa", "auto"])
+def test_every_optimizer_runs_end_to_end(compose_cfg, workdir, optimizer):
+    cfg = job_cfg(compose_cfg, workdir, f"optimizer={optimizer}", "tracking.log_model=false",
+                  "project.split.limit=32")
+    result = run(cfg, output_dir=workdir / "out")
+    assert result.status == "FINISHED"
+    assert 0.0 <= result.metrics["test/score"] <= 1.0
+    if optimizer == "auto":
+        assert result.optimizer == "labeled_few_shot"  # 16 training examples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["predict", "chain_of_thought", "best_of_n"])
+@pytest.mark.parametrize("project", ["sentiment", "contact_extraction"])
+def test_every_strategy_runs_end_to_end(compose_cfg, workdir, strategy, project):
+    cfg = job_cfg(compose_cfg, workdir, f"strategy={strategy}", f"project={project}", "optimizer=labeled_few_shot",
+                  "optimizer.k=8", "tracking.log_model=false", "project.split.limit=32")
+    result = run(cfg, output_dir=workdir / "out")
+    assert result.status == "FINISHED"
+    assert result.metrics["eval/errors"] == 0
+    assert result.metrics["dev/score"] > 0
