@@ -45,7 +45,15 @@ def main(cfg: DictConfig):
     except DspyMlflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if multirun:
-            record_job(hc.sweep.dir, hc.job.num, run_id=getattr(exc, "run_id", None), status="FAILED",
+            run_id = getattr(exc, "run_id", None)
+            if run_id is None and sweep is not None:  # failed before its run existed
+                from omegaconf import OmegaConf
+
+                from dspy_mlflow.sweep.failed import record_failed_run
+
+                run_id = record_failed_run(OmegaConf.to_container(cfg, resolve=True), sweep_id=sweep.sweep_id,
+                                           parent_run_id=sweep.parent_run_id, error=str(exc))
+            record_job(hc.sweep.dir, hc.job.num, run_id=run_id, status="FAILED",
                        error=str(exc), overrides=list(hc.overrides.task))
             return None
         sys.exit(1)

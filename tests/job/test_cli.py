@@ -1,0 +1,83 @@
+"""The command line as a user types it, in subprocesses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+FAST = ["project.split.limit=40", "eval.progress=false", "tracking.log_model=false"]
+
+
+def runs_in(workdir: Path):
+    db = workdir / "mlflow.db"
+    if not db.exists():
+        return []
+    client = MlflowClient(f"sqlite:///{db}")
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def test_single_job_runs_and_prints_a_summary(cli, workdir):
+    proc = cli(["optimizer=labeled_few_shot", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FINISHED: optimizer=labeled_few_shot" in proc.stdout and "cost $" in proc.stdout
+    (run,) = runs_in(workdir)
+    assert run.info.status == "FINISHED" and run.info.run_name == "offline-labeled_few_shot-predict"
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.temperature=9", "model.temperature=9.0 is not allowed: a number in [0.0, 2.0]"),
+        ("+optimizer.max_bootstraped_demos=2", "optimizer.max_bootstraped_demos=2 is not allowed: BootstrapFewShot accepts"),
+        ("project.module=no_such_pkg.task", "no_such_pkg.task"),
+    ],
+)
+def test_bad_input_is_one_line_nonzero_and_creates_no_run(cli, workdir, override, expected):
+    proc = cli([override, *FAST], cwd=workdir)
+    assert proc.returncode != 0
+    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert runs_in(workdir) == []
+
+
+def test_help_lists_groups_and_subcommands(cli, workdir):
+    proc = cli(["--help"], cwd=workdir)
+    assert proc.returncode == 0
+    for word in ("model: ", "optimizer: ", "strategy: ", "promote", "lineage", "serve-offline"):
+        assert word in proc.stdout
+
+
+def test_a_user_conf_folder_adds_a_model(cli, workdir):
+    (workdir / "conf" / "model").mkdir(parents=True)
+    (workdir / "conf" / "model" / "offline_pricey.yaml").write_text(
+        "name: offline_pricey\nlitellm_model: offline/pricey\npricing: {input_per_1m: 100.0, output_per_1m: 100.0}\n")
+    proc = cli(["model=offline_pricey", "optimizer=none", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = runs_in(workdir)
+    m = run.data.metrics
+    assert run.data.params["model"] == "offline_pricey"
+    assert m["cost/total_usd"] == pytest.approx(
+        (m["eval/tokens_in"] + m["eval/tokens_out"] + m["compile/tokens_in"] + m["compile/tokens_out"]) * 100 / 1e6)
+
+
+def test_model_fallback_is_used_and_recorded(cli, workdir):
+    proc = cli(["model=mlx_7b", "model.fallback=offline", "optimizer=none", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = runs_in(workdir)
+    assert run.data.tags["dspy_mlflow.fallback_from"] == "mlx_7b"
+    assert run.data.tags["dspy_mlflow.fallback_to"] == "offline"
+    assert run.data.params["model.effective"] == "offline"
+
+
+def test_missing_local_weights_fail_the_run_with_the_download_command(cli, workdir):
+    proc = cli(["model=mlx_7b", "optimizer=none", *FAST], cwd=workdir)
+    assert proc.returncode != 0
+    (run,) = runs_in(workdir)
+    assert run.info.status == "FAILED"
+    error = run.data.tags["dspy_mlflow.error"]
+    assert "mlx-community/" in error and "download" in error

@@ -1,0 +1,67 @@
+"""Real Hydra multiruns in subprocesses: parent run, children, leaderboard, failures, resume."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+FAST = ["project.split.limit=40", "eval.progress=false", "tracking.log_model=false"]
+
+
+def sweep_runs(workdir):
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "dspy_mlflow"]
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("dspy_mlflow.sweep_parent") == "true"]
+    return client, runs, parents
+
+
+def test_sweep_with_a_failing_job_then_resume(cli, workdir):
+    args = ["-m", "model=offline,gpt4o_mini", "optimizer=none,labeled_few_shot", *FAST]
+    proc = cli(args, cwd=workdir)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "leaderboard" in proc.stdout
+    client, runs, (parent,) = sweep_runs(workdir)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 4
+    assert {c.data.tags["dspy_mlflow.sweep_id"] for c in children} == {parent.data.tags["dspy_mlflow.sweep_id"]}
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(failed) == 2 and all(c.data.params["model"] == "gpt4o_mini" for c in failed)
+    assert all("OPENAI_API_KEY" in c.data.tags["dspy_mlflow.error"] for c in failed)
+    assert sum(c.info.status == "FINISHED" for c in children) == 2
+    assert parent.info.status == "FAILED" and parent.data.metrics["sweep/failed"] == 2
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.csv", "leaderboard.json"} <= files
+    board = client.load_table(parent.info.experiment_id, "leaderboard.json", run_ids=[parent.info.run_id])
+    assert len(board) == 4 and board.iloc[0]["status"] == "FINISHED"
+
+    # the same command again: finished jobs are skipped, the failed ones run (and fail) again
+    again = cli(args, cwd=workdir)
+    assert again.returncode == 1
+    assert again.stdout.count("skipped: identical config already FINISHED") == 2
+    _, runs2, parents2 = sweep_runs(workdir)
+    assert len(parents2) == 2
+    assert len([r for r in runs2 if r.info.status == "FINISHED" and "dspy_mlflow.sweep_parent" not in r.data.tags]) == 2
+
+
+def test_sweep_job_with_a_bad_param_is_a_failed_run_not_a_missing_one(cli, workdir):
+    proc = cli(["-m", "optimizer=labeled_few_shot,bootstrap_few_shot", "++optimizer.k=4", *FAST], cwd=workdir)
+    assert proc.returncode == 1
+    client, runs, (parent,) = sweep_runs(workdir)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    statuses = sorted((c.data.params["optimizer"], c.info.status) for c in children)
+    assert statuses == [("bootstrap_few_shot", "FAILED"), ("labeled_few_shot", "FINISHED")]
+    bad = next(c for c in children if c.info.status == "FAILED")
+    assert "optimizer.k=4" in bad.data.tags["dspy_mlflow.error"]
+
+
+def test_joblib_launcher_runs_jobs_in_processes_under_one_parent(cli, workdir):
+    proc = cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=none,labeled_few_shot", *FAST],
+               cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs, (parent,) = sweep_runs(workdir)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(c.data.params["optimizer"] for c in children) == ["labeled_few_shot", "none"]
+    assert parent.info.status == "FINISHED" and all(c.info.status == "FINISHED" for c in children)
