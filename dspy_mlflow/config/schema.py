@@ -62,7 +62,8 @@ class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "dspy_mlflow"
     run_name: Optional[str] = None
-    autolog: bool = True  # mlflow.dspy.autolog: traces of every LM call, linked to the run
+    autolog: bool = True  # mlflow.dspy.autolog: DSPy traces, linked to the run
+    trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; tracing costs ~15 ms each)
     log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
     rerun: bool = False  # run again even if an identical config already FINISHED
 

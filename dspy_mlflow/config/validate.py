@@ -34,6 +34,7 @@ def validate(cfg: Mapping) -> None:
     _number(cfg, "model.pricing.input_per_1m", 0.0, allow_none=True)
     _number(cfg, "model.pricing.output_per_1m", 0.0, allow_none=True)
     _number(cfg, "eval.num_threads", 1, 256)
+    _number(cfg, "tracking.trace_sampling", 0.0, 1.0)
     _number(cfg, "budget.max_cost_usd", 0.0, allow_none=True)
     if cfg["strategy"]["name"] not in STRATEGIES:
         raise ConfigError("strategy.name", cfg["strategy"]["name"], f"one of {', '.join(STRATEGIES)}")

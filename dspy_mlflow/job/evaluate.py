@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -105,6 +106,7 @@ def evaluate(
                 sink.flush()
 
     bar = tqdm(total=len(examples), desc=f"eval {split}", disable=None if progress else True, leave=False)
+    # each task runs in a copy of the caller's context, so dspy.context(...) overrides reach the workers
     pending = iter(enumerate(examples))
     try:
         with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
@@ -112,7 +114,7 @@ def evaluate(
             for _ in range(max(1, num_threads)):
                 nxt = next(pending, None)
                 if nxt is not None:
-                    running.add(pool.submit(one, *nxt))
+                    running.add(pool.submit(contextvars.copy_context().run, one, *nxt))
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -126,7 +128,7 @@ def evaluate(
                 for _ in range(len(done)):
                     nxt = next(pending, None)
                     if nxt is not None:
-                        running.add(pool.submit(one, *nxt))
+                        running.add(pool.submit(contextvars.copy_context().run, one, *nxt))
     finally:
         bar.close()
         if sink:

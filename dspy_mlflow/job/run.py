@@ -108,6 +108,17 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         raise JobFailed(f"{reason} (run {run_id})", run_id) from exc
 
 
+def _set_trace_sampling(ratio: float) -> None:
+    """MLflow reads the ratio when its tracer starts: set it, then restart the tracer."""
+    import os
+
+    from mlflow.tracing.provider import reset
+
+    if os.environ.get("MLFLOW_TRACE_SAMPLING_RATIO") != str(ratio):
+        os.environ["MLFLOW_TRACE_SAMPLING_RATIO"] = str(ratio)
+        reset()
+
+
 class JobFailed(DspyMlflowError):
     def __init__(self, message: str, run_id: str):
         super().__init__(message)
@@ -148,6 +159,7 @@ class _Job:
         lm = build_lm(model_cfg)
         dspy.configure(lm=lm, adapter=None)
         if conf["tracking"]["autolog"]:
+            _set_trace_sampling(float(conf["tracking"].get("trace_sampling", 1.0)))
             mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
                                 log_compiles=False, log_evals=False, silent=True)
         else:

@@ -29,7 +29,7 @@ def test_gpt4o_against_a_local_openai_compatible_server(cli, workdir):
 
     with serving(api_key=SECRET) as base_url:
         proc = cli(["model=gpt4o", f"model.api_base={base_url}", "optimizer=labeled_few_shot", "optimizer.k=4",
-                    "project.split.limit=40", "eval.progress=false", "tracking.autolog=true"],
+                    "project.split.limit=40", "eval.progress=false", "tracking.autolog=true", "tracking.trace_sampling=1.0"],
                    cwd=workdir, env={"OPENAI_API_KEY": SECRET})
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
