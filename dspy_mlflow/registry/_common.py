@@ -1,0 +1,170 @@
+"""Shared helpers: the client, version references, tag names, one-line errors."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from dspy_mlflow.errors import RegistryError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PRODUCTION = "production"
+
+# Model version tags: what a person needs to choose a version (shown in the MLflow UI).
+TAG_MODEL = "model"
+TAG_OPTIMIZER = "optimizer"
+TAG_STRATEGY = "strategy"
+TAG_PROJECT = "project"
+SCORE_TAGS = ("test/score", "dev/score", "cost/total_usd")
+TAG_CONFIG_HASH = "config_hash"
+TAG_SIGNATURE_HASH = "signature_hash"
+TAG_SOURCE_RUN = "source_run"
+TAG_SEMVER = "semver"
+TAG_PARENT = "parent"  # "models:/NAME/VERSION" or absent for a root
+# Promotion records (on the promoted version).
+TAG_PROMOTED_BY = "promoted_by"
+TAG_PROMOTED_AT = "promoted_at"
+TAG_REPLACED = "replaced_version"
+TAG_FORCED = "promotion_forced"
+TAG_GATE = "promotion_gate"
+# On the registered model: the stack of production versions, oldest first (JSON list).
+TAG_HISTORY = "dspy_mlflow.production_history"
+RUN_CONFIG_HASH_TAG = "dspy_mlflow.config_hash"
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))$")
+STAGES = {"production": "Production", "staging": "Staging", "archived": "Archived", "none": "None"}
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """``uri``, else the process's MLflow tracking URI (mlflow.set_tracking_uri, else
+    $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db)."""
+    if uri:
+        return uri
+    import mlflow
+
+    return mlflow.get_tracking_uri() or DEFAULT_TRACKING_URI
+
+
+def client(uri: str | None = None) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _not_found(exc: Exception) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+def get_registered_model(c: MlflowClient, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_registered_model(name)
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryError(f"no registered model named {name!r}") from None
+        raise
+
+
+def get_version(c: MlflowClient, name: str, version: str | int) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    get_registered_model(c, name)
+    if not str(version).isdigit():
+        raise RegistryError(f"version must be a number, an alias or a models:/ URI, got {version!r}")
+    try:
+        return c.get_model_version(name, str(version))
+    except MlflowException as exc:
+        if _not_found(exc):
+            raise RegistryError(f"registered model {name!r} has no version {version}") from None
+        raise
+
+
+def get_alias(c: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
+
+
+def resolve(c: MlflowClient, ref: str | int, name: str | None = None) -> ModelVersion:
+    """A model version from "3", "models:/NAME/3", "models:/NAME@alias" or "models:/NAME/Production".
+
+    A bare version number needs ``name``. When ``name`` is given, a URI that names another
+    registered model is refused (RegistryError), so a version of model B is never promoted as A.
+    """
+    ref = str(ref).strip()
+    if ref.isdigit():
+        if not name:
+            raise RegistryError(f"version {ref} needs a model name; use models:/NAME/{ref}")
+        return get_version(c, name, ref)
+    m = _URI.match(ref)
+    if not m:
+        raise RegistryError(
+            f"cannot read {ref!r}: expected a version number, models:/NAME/VERSION, "
+            "models:/NAME@ALIAS or models:/NAME/STAGE"
+        )
+    uri_name = m["name"]
+    if name and uri_name != name:
+        raise RegistryError(f"{ref} is a version of {uri_name!r}, not of {name!r}")
+    get_registered_model(c, uri_name)
+    if m["alias"]:
+        mv = get_alias(c, uri_name, m["alias"])
+        if mv is None:
+            raise RegistryError(f"registered model {uri_name!r} has no alias {m['alias']!r}")
+        return mv
+    part = m["ref"]
+    if part.isdigit():
+        return get_version(c, uri_name, part)
+    stage = STAGES.get(part.lower())
+    if stage is None:
+        raise RegistryError(f"{ref}: {part!r} is neither a version number nor a stage ({', '.join(STAGES.values())})")
+    found = [v for v in all_versions(c, uri_name) if v.current_stage == stage]
+    if not found:
+        raise RegistryError(f"registered model {uri_name!r} has no version in stage {stage}")
+    return max(found, key=lambda v: int(v.version))
+
+
+def all_versions(c: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, oldest first, with aliases filled in."""
+    rm = get_registered_model(c, name)
+    out, token = [], None
+    while True:
+        page = c.search_model_versions(f"name = '{_quote(name)}'", max_results=200, page_token=token)
+        out.extend(page)
+        token = page.token
+        if not token:
+            break
+    by_version: dict[str, list[str]] = {}
+    for alias, version in (rm.aliases or {}).items():
+        by_version.setdefault(str(version), []).append(alias)
+    for v in out:  # search results may leave aliases empty: fill them from the registered model
+        v.aliases = sorted(by_version.get(str(v.version), []))
+    return sorted(out, key=lambda v: int(v.version))
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")
+
+
+def fmt_number(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    try:
+        return format(float(value), ".6g")
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def uri_of(mv: ModelVersion) -> str:
+    return f"models:/{mv.name}/{mv.version}"

@@ -1,0 +1,70 @@
+"""Runs of an experiment or sweep side by side, as a pandas DataFrame."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.registry import _common as C
+
+if TYPE_CHECKING:
+    import pandas
+
+DEFAULT_EXPERIMENT = "dspy_mlflow"
+PARAM_COLUMNS = ("model", "optimizer", "strategy", "project")
+METRIC_COLUMNS = (
+    "test/score",
+    "dev/score",
+    "dev/baseline_score",
+    "eval/tokens_in",
+    "eval/tokens_out",
+    "compile/tokens_in",
+    "compile/tokens_out",
+    "cost/total_usd",
+)
+COLUMNS = ("run_id", "run_name", "status", *PARAM_COLUMNS, *METRIC_COLUMNS, "duration_s")
+SWEEP_TAG = "dspy_mlflow.sweep_id"
+
+
+def runs_frame(
+    experiment: str = DEFAULT_EXPERIMENT, sweep_id: str | None = None, tracking_uri: str | None = None
+) -> pandas.DataFrame:
+    """One row per job run of ``experiment`` (optionally only sweep ``sweep_id``), best test/score first.
+
+    Job runs are the runs with a ``model`` param: a sweep's parent run and the nested runs of
+    autolog evaluations or Optuna trials without one are left out.
+    """
+    import pandas as pd
+
+    c = C.client(tracking_uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in c.search_experiments(max_results=50))
+        raise ConfigError("experiment", experiment, "existing experiments: " + (", ".join(names) or "none"))
+    filter_string = f"tags.`{SWEEP_TAG}` = '{C._quote(sweep_id)}'" if sweep_id else ""
+    runs, token = [], None
+    while True:
+        page = c.search_runs([exp.experiment_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    rows = []
+    for run in runs:
+        params, metrics = run.data.params, run.data.metrics
+        if "model" not in params:
+            continue
+        start, end = run.info.start_time, run.info.end_time
+        row = {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            **{k: params.get(k) for k in PARAM_COLUMNS},
+            **{k: metrics.get(k) for k in METRIC_COLUMNS},
+            "duration_s": round((end - start) / 1000.0, 3) if start and end else None,
+        }
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    for k in (*METRIC_COLUMNS, "duration_s"):
+        frame[k] = pd.to_numeric(frame[k], errors="coerce")
+    return frame.sort_values("test/score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)

@@ -1,0 +1,93 @@
+"""The version tree of a registered model: parents, children, what each version is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dspy_mlflow.registry import _common as C
+
+
+@dataclass
+class Node:
+    version: str
+    semver: str
+    parent: str | None  # "models:/NAME/V" as recorded, or None for a root
+    optimizer: str
+    model: str
+    strategy: str
+    scores: dict[str, str]
+    aliases: list[str]
+    stage: str
+    source_run: str
+    parent_version: str | None = None  # the parent's number when it is a version of the same model
+    children: list[str] = field(default_factory=list)
+
+
+def lineage(name: str, *, tracking_uri: str | None = None) -> dict[str, Node]:
+    """Every version of ``name`` as a Node, keyed by version number (oldest first)."""
+    c = C.client(tracking_uri)
+    nodes: dict[str, Node] = {}
+    for mv in C.all_versions(c, name):
+        t = mv.tags
+        node = Node(
+            version=str(mv.version),
+            semver=t.get(C.TAG_SEMVER, "-"),
+            parent=t.get(C.TAG_PARENT) or None,
+            optimizer=t.get(C.TAG_OPTIMIZER, "-"),
+            model=t.get(C.TAG_MODEL, "-"),
+            strategy=t.get(C.TAG_STRATEGY, "-"),
+            scores={k: t.get(k, "-") for k in C.SCORE_TAGS},
+            aliases=list(mv.aliases),
+            stage=mv.current_stage or "None",
+            source_run=t.get(C.TAG_SOURCE_RUN, mv.run_id or "-"),
+        )
+        prefix = f"models:/{name}/"
+        if node.parent and node.parent.startswith(prefix) and node.parent[len(prefix):].isdigit():
+            node.parent_version = node.parent[len(prefix):]
+        nodes[node.version] = node
+    for node in nodes.values():
+        pv = node.parent_version
+        if pv in nodes:
+            nodes[pv].children.append(node.version)
+    return nodes
+
+
+def _line(node: Node) -> str:
+    marks = ""
+    if node.aliases:
+        marks += " @" + ",@".join(node.aliases)
+    parts = [
+        f"v{node.version}",
+        node.semver,
+        f"optimizer={node.optimizer}",
+        f"model={node.model}",
+        f"strategy={node.strategy}",
+        f"test/score={node.scores['test/score']}",
+        f"dev/score={node.scores['dev/score']}",
+        f"cost=${node.scores['cost/total_usd']}",
+        f"stage={node.stage}",
+    ]
+    return "  ".join(parts) + marks
+
+
+def format_lineage(name: str, nodes: dict[str, Node]) -> str:
+    """The tree as text: roots first, each child indented under its parent."""
+    prod = next((n.version for n in nodes.values() if C.PRODUCTION in n.aliases), None)
+    lines = [f"{name}: {len(nodes)} version(s), production: " + (f"v{prod}" if prod else "none")]
+    roots = [n for n in nodes.values() if n.parent_version not in nodes]
+
+    def walk(node: Node, prefix: str, last: bool, top: bool) -> None:
+        if top:
+            extra = f"  (parent {node.parent})" if node.parent else "  (root)"
+            lines.append(_line(node) + extra)
+            child_prefix = ""
+        else:
+            lines.append(prefix + ("└── " if last else "├── ") + _line(node))
+            child_prefix = prefix + ("    " if last else "│   ")
+        kids = [nodes[k] for k in node.children]
+        for i, kid in enumerate(kids):
+            walk(kid, child_prefix, i == len(kids) - 1, False)
+
+    for root in roots:
+        walk(root, "", True, True)
+    return "\n".join(lines)

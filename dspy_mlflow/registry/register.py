@@ -1,0 +1,137 @@
+"""Register a job's program as a new version of a registered model.
+
+Each version carries tags a person can choose by (model, optimizer, strategy, project,
+test/score, dev/score, cost/total_usd, config_hash, signature_hash, source_run, semver,
+parent) and a description that says the same in words.
+
+Semantic version, from the latest existing version:
+  major  the DSPy signature changed (signature_hash differs), or the first version (1.0.0)
+  minor  a new optimization of the same signature (optimizer is not "none")
+  patch  anything else (same signature, no optimizer: a new strategy, model or data)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dspy_mlflow.errors import RegistryError
+from dspy_mlflow.registry import _common as C
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+
+def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
+    """cfg["model"]["name"] or cfg["model.name"]: both shapes are accepted."""
+    if dotted in cfg:
+        return cfg[dotted]
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def next_semver(previous: ModelVersion | None, signature_hash: str, optimizer: str) -> tuple[str, str]:
+    """(semver, reason) for a new version after ``previous`` (the latest version, or None)."""
+    if previous is None:
+        return "1.0.0", "first version"
+    try:
+        major, minor, patch = (int(p) for p in previous.tags.get(C.TAG_SEMVER, "").split("."))
+    except ValueError:
+        major, minor, patch = int(previous.version), 0, 0
+    if previous.tags.get(C.TAG_SIGNATURE_HASH) != signature_hash:
+        return f"{major + 1}.0.0", "major: the DSPy signature changed"
+    if optimizer and optimizer != "none":
+        return f"{major}.{minor + 1}.0", f"minor: a new {optimizer} optimization of the same signature"
+    return f"{major}.{minor}.{patch + 1}", "patch: same signature, no new optimization"
+
+
+def resolve_parent(uri_or_version: str, name: str) -> ModelVersion:
+    """The model version named by ``program.init_from``.
+
+    Accepts "models:/NAME@alias", "models:/NAME/3", "models:/NAME/Production" or "3" (a version of
+    ``name``). A URI may name another registered model (a program can start from any registered
+    program). Raises RegistryError (one line) when it does not exist.
+    """
+    return C.resolve(C.client(), uri_or_version, None if not str(uri_or_version).strip().isdigit() else name)
+
+
+def _describe(name: str, version: str, tags: dict[str, str], semver_reason: str) -> str:
+    parts = [
+        f"{name} v{version} ({tags[C.TAG_SEMVER]}, {semver_reason}).",
+        f"Project {tags.get(C.TAG_PROJECT, '?')}: strategy {tags.get(C.TAG_STRATEGY, '?')} on model "
+        f"{tags.get(C.TAG_MODEL, '?')}, optimizer {tags.get(C.TAG_OPTIMIZER, '?')}.",
+        "Scores: test/score {}, dev/score {}; total cost ${}.".format(
+            *(tags.get(k, "not measured") for k in C.SCORE_TAGS)
+        ),
+    ]
+    parent = tags.get(C.TAG_PARENT)
+    parts.append(f"Started from {parent}." if parent else "A root program (no parent).")
+    parts.append(f"Source run {tags[C.TAG_SOURCE_RUN]}.")
+    return " ".join(parts)
+
+
+def register_program(
+    *,
+    run_id: str,
+    model_uri: str,
+    name: str,
+    cfg: Mapping,
+    metrics: Mapping[str, float],
+    signature_hash: str,
+    parent: str | None,
+) -> ModelVersion:
+    """Register ``model_uri`` (a LoggedModel URI, "models:/m-...") as a new version of ``name``.
+
+    ``parent`` is "models:/NAME/VERSION" (or anything resolve_parent accepts) or None for a root.
+    The config hash is read from the run's tag ``dspy_mlflow.config_hash``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    c = C.client()
+    parent_mv = None
+    if parent:
+        parent_mv = C.resolve(c, parent, name if str(parent).strip().isdigit() else None)
+    try:
+        run = c.get_run(run_id)
+    except MlflowException as exc:
+        raise RegistryError(f"run {run_id!r} not found: {str(exc).splitlines()[0]}") from None
+
+    optimizer = str(_get(cfg, "optimizer.name", run.data.params.get("optimizer", "none")))
+    tags: dict[str, str] = {
+        C.TAG_MODEL: str(_get(cfg, "model.name", run.data.params.get("model", ""))),
+        C.TAG_OPTIMIZER: optimizer,
+        C.TAG_STRATEGY: str(_get(cfg, "strategy.name", run.data.params.get("strategy", ""))),
+        C.TAG_PROJECT: str(_get(cfg, "project.name", run.data.params.get("project", ""))),
+        C.TAG_SIGNATURE_HASH: signature_hash,
+        C.TAG_SOURCE_RUN: run_id,
+    }
+    config_hash = run.data.tags.get(C.RUN_CONFIG_HASH_TAG)
+    if config_hash:
+        tags[C.TAG_CONFIG_HASH] = config_hash
+    for key in C.SCORE_TAGS:
+        value = metrics.get(key, run.data.metrics.get(key))
+        if value is not None:
+            tags[key] = C.fmt_number(value)
+    if parent_mv is not None:
+        tags[C.TAG_PARENT] = C.uri_of(parent_mv)
+
+    try:
+        c.create_registered_model(name, description=f"DSPy programs of project {tags[C.TAG_PROJECT]}")
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    existing = C.all_versions(c, name)
+    semver, reason = next_semver(existing[-1] if existing else None, signature_hash, optimizer)
+    tags[C.TAG_SEMVER] = semver
+
+    model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+    mv = c.create_model_version(
+        name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=60
+    )
+    description = _describe(name, str(mv.version), tags, reason)
+    c.update_model_version(name, str(mv.version), description=description)
+    return c.get_model_version(name, str(mv.version))
