@@ -132,6 +132,17 @@ def score(program, test) -> float:
     return sum(sentiment.metric(e, program(**e.inputs())) for e in test) / len(test)
 
 
+def _set_experiment(experiment: str) -> None:
+    """On a sqlite store, keep artifacts next to the database (MLflow's default is ./mlruns)."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+        root = Path(uri[len("sqlite:///"):]).parent / "artifacts" / experiment
+        mlflow.create_experiment(experiment, artifact_location=root.as_uri())
+    mlflow.set_experiment(experiment)
+
+
 def job(
     name: str,
     examples: dict,
@@ -165,7 +176,7 @@ def job(
     test_score = score(program, examples["test"])
     cfg = {"model": MODEL_CFG, "optimizer": {"name": optimizer, "k": k}, "strategy": strategy_cfg,
            "project": PROJECT_CFG}
-    mlflow.set_experiment(experiment)
+    _set_experiment(experiment)
     with mlflow.start_run() as run:
         mlflow.log_params({"model": "offline", "optimizer": optimizer, "strategy": strategy, "project": "sentiment"})
         metrics = {"test/score": test_score, "dev/score": test_score, "cost/total_usd": 0.001 * (k + 1),
