@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,6 @@ def _requirements() -> list[str]:
 
     out = []
     for dist in ("mlflow", "dspy", "litellm", "dspy-mlflow"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            pass
     return out

@@ -8,9 +8,9 @@ log program, metrics, artifacts -> register. Any failure ends the run FAILED
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,7 @@ class _Job:
         self.raw_path = workdir / "raw_outputs.jsonl"
         self.resolved_optimizer = conf["optimizer"]["name"]
         self.model_version: str | None = None
+        self.parent: str | None = None
         self.logged_raw = False
 
     # -- steps -------------------------------------------------------------
@@ -311,19 +312,16 @@ class _Job:
         version = register_program(
             run_id=mlflow.active_run().info.run_id, model_uri=info.model_uri,
             name=registry.get("name") or self.project.name, cfg=self.conf, metrics=dict(self.metrics),
-            signature_hash=signature_hash(self.project.signature), parent=getattr(self, "parent", None),
+            signature_hash=signature_hash(self.project.signature), parent=self.parent,
         )
         self.model_version = str(version.version)
         mlflow.set_tag(f"{TAG}.model_version", f"{version.name}/{version.version}")
 
     def log_partial(self) -> None:
-        """On failure: whatever usage and raw outputs exist are still logged."""
-        if self.ledger is not None:
-            try:
-                self._log_usage(n_test=max(1, sum(1 for _ in open(self.raw_path))) if self.raw_path.exists() else 0)
-            except Exception:
-                pass
-        try:
+        """On failure: whatever usage and raw outputs exist are still logged (best effort)."""
+        done = len(self.raw_path.read_text(encoding="utf-8").splitlines()) if self.raw_path.exists() else 0
+        with contextlib.suppress(Exception):
+            if self.ledger is not None:
+                self._log_usage(n_test=done)
+        with contextlib.suppress(Exception):
             self._log_raw()
-        except Exception:
-            pass

@@ -8,6 +8,7 @@ the LM is pickled (``mlflow.dspy.log_model``) and read again when unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import dspy
@@ -71,7 +72,5 @@ def _ensure_provider(litellm_model: str) -> None:
 
     prefix = litellm_model.split("/", 1)[0]
     if prefix in CUSTOM_PROVIDERS:
-        try:
+        with contextlib.suppress(Exception):  # loading must not fail here; the first call will say why
             setup_custom({"litellm_model": litellm_model, "provider_options": {}})
-        except Exception:  # loading must not fail here; the first call will say why
-            pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -66,7 +67,7 @@ def test_job_logs_the_design_contract(compose_cfg, workdir):
     assert contexts == {"train", "dev", "test"}
     (workdir / "dl").mkdir()
     local = client.download_artifacts(result.run_id, "program/program.json", str(workdir / "dl"))
-    state = json.loads(open(local).read())
+    state = json.loads(Path(local).read_text())
     assert len(state["demos"]) == 16  # a Predict program: its state is flat
     models = mlflow.search_logged_models(experiment_ids=[r.info.experiment_id], output_format="list")
     assert [lm.name for lm in models] == ["program"] and models[0].source_run_id == result.run_id
