@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,21 @@ TAG = "dspy_mlflow"
 class SweepContext:
     sweep_id: str
     parent_run_id: str | None
+    experiment_id: str | None = None
+
+
+def _experiment(conf: dict, sweep: SweepContext | None):
+    """The sweep's experiment; else the one of the run `mlflow run` created; else tracking.experiment."""
+    import os
+
+    import mlflow
+
+    if sweep and sweep.experiment_id:
+        return mlflow.set_experiment(experiment_id=sweep.experiment_id)
+    if os.environ.get("MLFLOW_RUN_ID"):
+        run = mlflow.MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"])
+        return mlflow.set_experiment(experiment_id=run.info.experiment_id)
+    return mlflow.set_experiment(conf["tracking"]["experiment"])
 
 
 def _plain_cfg(cfg) -> dict[str, Any]:
@@ -68,9 +84,11 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     workdir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
     mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
-    experiment = mlflow.set_experiment(conf["tracking"]["experiment"])
+    experiment = _experiment(conf, sweep)
     cfg_hash = config_hash(conf)
-    if not conf["tracking"]["rerun"] and (previous := find_finished(experiment.experiment_id, cfg_hash)):
+    launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
+    if not (conf["tracking"]["rerun"] or launched_by_mlflow_run) and (
+            previous := find_finished(experiment.experiment_id, cfg_hash)):
         print(f"skipped: identical config already FINISHED as run {previous.info.run_id} "
               f"(set tracking.rerun=true to run again)")
         return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),

@@ -10,6 +10,7 @@ when a job failed. If the sweep dies first, the parent is ended KILLED.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import time
 from typing import Any
@@ -35,17 +36,23 @@ class SweepCallback(Callback):
 
         self.tracking_uri = str(config.tracking.uri)
         mlflow.set_tracking_uri(self.tracking_uri)
-        experiment = mlflow.set_experiment(str(config.tracking.experiment))
+        client = MlflowClient(self.tracking_uri)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{abs(hash(str(config.hydra.sweep.dir))) % 10_000:04d}"
-        overrides = " ".join(config.hydra.overrides.task)
-        run = MlflowClient(self.tracking_uri).create_run(
-            experiment.experiment_id, run_name=f"sweep-{sweep_id}",
-            tags={"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.sweep_parent": "true",
-                  "dspy_mlflow.sweep_overrides": overrides[:5000]},
-        )
+        tags = {"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.sweep_parent": "true",
+                "dspy_mlflow.sweep_overrides": " ".join(config.hydra.overrides.task)[:5000]}
+        # under `mlflow run`, the run it created is the parent; jobs must not inherit its id
+        launched = os.environ.pop("MLFLOW_RUN_ID", None)
+        if launched:
+            run = client.get_run(launched)
+            for key, value in tags.items():
+                client.set_tag(launched, key, value)
+        else:
+            experiment = mlflow.set_experiment(str(config.tracking.experiment))
+            run = client.create_run(experiment.experiment_id, run_name=f"sweep-{sweep_id}", tags=tags)
         self.parent_run_id = run.info.run_id
-        write_sweep(config.hydra.sweep.dir, sweep_id=sweep_id, parent_run_id=self.parent_run_id)
-        print(f"sweep {sweep_id}: parent run {self.parent_run_id} in experiment {config.tracking.experiment}")
+        write_sweep(config.hydra.sweep.dir, sweep_id=sweep_id, parent_run_id=self.parent_run_id,
+                    experiment_id=run.info.experiment_id)
+        print(f"sweep {sweep_id}: parent run {self.parent_run_id} (experiment {run.info.experiment_id})")
         atexit.register(self._end_if_open, "KILLED")
 
     def _end_if_open(self, status: str) -> None:

@@ -12,10 +12,11 @@ def _dir(sweep_dir: str | Path) -> Path:
     return Path(sweep_dir) / STATE_DIR
 
 
-def write_sweep(sweep_dir: str | Path, *, sweep_id: str, parent_run_id: str) -> None:
+def write_sweep(sweep_dir: str | Path, *, sweep_id: str, parent_run_id: str, experiment_id: str) -> None:
     folder = _dir(sweep_dir)
     (folder / "jobs").mkdir(parents=True, exist_ok=True)
-    (folder / "sweep.json").write_text(json.dumps({"sweep_id": sweep_id, "parent_run_id": parent_run_id}))
+    (folder / "sweep.json").write_text(json.dumps(
+        {"sweep_id": sweep_id, "parent_run_id": parent_run_id, "experiment_id": experiment_id}))
 
 
 def sweep_context(sweep_dir: str | Path):
@@ -25,7 +26,8 @@ def sweep_context(sweep_dir: str | Path):
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    return SweepContext(sweep_id=data["sweep_id"], parent_run_id=data["parent_run_id"])
+    return SweepContext(sweep_id=data["sweep_id"], parent_run_id=data["parent_run_id"],
+                        experiment_id=data.get("experiment_id"))
 
 
 def record_job(sweep_dir: str | Path, job_num: int, **fields) -> None:
