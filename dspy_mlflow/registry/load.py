@@ -120,5 +120,11 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
         )
     import mlflow.dspy
 
+    had_active_model = mlflow.get_active_model_id() is not None
     with _pickle_allowed(uri_store):
-        return mlflow.dspy.load_model(model_uri)
+        program = mlflow.dspy.load_model(model_uri)
+    if not had_active_model:
+        # load_model makes the loaded LoggedModel the process's active model, so later
+        # log_metrics calls (perhaps against another store) would be attached to it
+        mlflow.clear_active_model()
+    return program

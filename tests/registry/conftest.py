@@ -176,6 +176,7 @@ def job(
     test_score = score(program, examples["test"])
     cfg = {"model": MODEL_CFG, "optimizer": {"name": optimizer, "k": k}, "strategy": strategy_cfg,
            "project": PROJECT_CFG}
+    mlflow.clear_active_model()  # log_model makes its LoggedModel active for the whole process
     _set_experiment(experiment)
     with mlflow.start_run() as run:
         mlflow.log_params({"model": "offline", "optimizer": optimizer, "strategy": strategy, "project": "sentiment"})

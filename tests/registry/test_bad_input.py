@@ -105,3 +105,19 @@ def test_rollback_without_production(store, model_name, examples, capsys):
     job(model_name, examples)
     assert rollback_main(["--tracking-uri", store, model_name]) == 2
     assert f"registered model '{model_name}' has no production version" in capsys.readouterr().err
+
+
+def test_cli_subprocess_reports_one_line(sqlite_uri, tmp_path):
+    """Through the real entry point `python -m dspy_mlflow promote ...` (no traceback, exit 2)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dspy_mlflow", "promote", "--tracking-uri", sqlite_uri, "no_such_model", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: no registered model named 'no_such_model'"
+    assert "Traceback" not in proc.stderr

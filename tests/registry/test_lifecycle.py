@@ -140,6 +140,9 @@ def test_load_program_refuses_pickle_unless_allowed(sqlite_store, model_name, ex
     promote(model_name, "1")
     with pytest.raises(RegistryError, match=r"allow_pickle=True"):
         load_program(f"models:/{model_name}@production")
+    import mlflow
+
     program = load_program(f"models:/{model_name}/Production", allow_pickle=True)
     assert len(program.predictors()[0].demos) == 4
+    assert mlflow.get_active_model_id() is None  # the loaded model does not capture later logging
     assert score(program, examples["test"]) == pytest.approx(s1)

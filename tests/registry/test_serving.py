@@ -32,7 +32,7 @@ def _post(url: str, payload: dict) -> dict:
         return json.loads(r.read())
 
 
-def test_models_serve_answers_with_the_production_program(sqlite_store, model_name, examples, tmp_path):
+def test_models_serve_answers_with_the_production_program(store, model_name, examples, tmp_path):
     from dspy_mlflow.registry import promote
 
     _, program, _ = job(model_name, examples, optimizer="labeled_few_shot", k=4, pickle_model=True)
@@ -41,7 +41,7 @@ def test_models_serve_answers_with_the_production_program(sqlite_store, model_na
     example = next(e for e in examples["test"] if e.sentiment == "negative" and program(text=e.text).sentiment == "negative")
 
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_store, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
