@@ -107,6 +107,7 @@ def test_rollback_without_production(store, model_name, examples, capsys):
     assert f"registered model '{model_name}' has no production version" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_subprocess_reports_one_line(sqlite_uri, tmp_path):
     """Through the real entry point `python -m dspy_mlflow promote ...` (no traceback, exit 2)."""
     import os
