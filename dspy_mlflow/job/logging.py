@@ -41,9 +41,12 @@ def log_raw_outputs(raw_path: Path) -> None:
         mlflow.log_table(table, artifact_file="raw_outputs_table.json")
 
 
-def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[str, Any] | None):
+def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[str, Any] | None,
+                model_cfg: dict[str, Any]):
     """program/program.json (DSPy state) and the pickled program as MLflow model ``program``."""
     import mlflow
+
+    from dspy_mlflow.registry.serving import provider_restore
 
     state_dir = workdir / "program"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -51,8 +54,10 @@ def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[
     mlflow.log_artifact(str(state_dir / "program.json"), artifact_path="program")
     if not log_model:
         return None
-    return mlflow.dspy.log_model(program, name="program", input_example=input_example,
-                                 pip_requirements=_requirements())
+    # a custom provider (offline, mlx) re-registers itself wherever the pickle is loaded
+    with provider_restore(model_cfg):
+        return mlflow.dspy.log_model(program, name="program", input_example=input_example,
+                                     pip_requirements=_requirements())
 
 
 def _requirements() -> list[str]:

@@ -169,7 +169,7 @@ class _Job:
         from dspy_mlflow.lm.providers import build_lm
 
         conf = self.conf
-        model_cfg = self._preflight()
+        model_cfg = self.model_cfg = self._preflight()
         price = resolve_price(model_cfg)
         mlflow.log_params({"pricing.input_per_1m": price.input_per_1m,
                            "pricing.output_per_1m": price.output_per_1m, "pricing.source": price.source})
@@ -320,7 +320,7 @@ class _Job:
         from dspy_mlflow.job.logging import log_program
 
         info = log_program(program, self.workdir, log_model=bool(self.conf["tracking"]["log_model"]),
-                           input_example=input_example)
+                           input_example=input_example, model_cfg=self.model_cfg)
         registry = self.conf["registry"]
         if info is None or not registry.get("register"):
             return
