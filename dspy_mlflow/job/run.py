@@ -195,8 +195,9 @@ class _Job:
 
         with self.ledger.in_phase("eval"):
             baseline = evaluate(program, dev, metric, ledger=self.ledger, split="dev_baseline",
-                                num_threads=threads, progress=progress)
+                                num_threads=threads, progress=progress, keep_records=True)
         self._metric("dev/baseline_score", baseline.score)
+        self._check_provider_answers(baseline)
 
         entry = dict(conf["optimizer"])
         if entry["name"] == "auto":
@@ -272,6 +273,16 @@ class _Job:
         self.parent = f"models:/{parent.name}/{parent.version}"
         mlflow.set_tag(f"{TAG}.init_from", self.parent)
         return load_program(self.parent)
+
+    def _check_provider_answers(self, baseline) -> None:
+        """Parse errors are counted per example; a provider that answered nothing at all fails the job."""
+        from dspy_mlflow.errors import ProviderError
+
+        usage = self.ledger.phases.get("eval")
+        if usage and usage.errors and not usage.calls and not usage.cache_hits:
+            first = next((r for r in baseline.records if r.get("error")), {})
+            raise ProviderError(f"model={self.model_cfg['name']}: every LM call failed: "
+                                f"{first.get('error', 'no answer')}")
 
     # -- logging -----------------------------------------------------------
     def _metric(self, key: str, value: float) -> None:

@@ -49,6 +49,8 @@ def build_lm(model_cfg: Mapping):
     kwargs = {}
     if model_cfg.get("api_base"):
         kwargs["api_base"] = model_cfg["api_base"]
+        if not model_cfg.get("api_key_env") and provider_of(model_cfg) not in CUSTOM_PROVIDERS:
+            kwargs["api_key"] = "not-needed"  # a keyless local server (vLLM, Ollama, mlx_lm.server)
     engine = "litellm" if provider_of(model_cfg) in CUSTOM_PROVIDERS else "auto"
     return TrackedLM(
         str(model_cfg["litellm_model"]),

@@ -139,3 +139,15 @@ def test_every_strategy_runs_end_to_end(compose_cfg, workdir, strategy, project)
     assert result.status == "FINISHED"
     assert result.metrics["eval/errors"] == 0
     assert result.metrics["dev/score"] > 0
+
+
+def test_a_provider_that_answers_nothing_fails_the_job(compose_cfg, workdir):
+    from dspy_mlflow.errors import ProviderError
+
+    # a closed loopback port: every call fails at the provider, not at parsing
+    cfg = job_cfg(compose_cfg, workdir, "model=openai_compatible", "model.api_base=http://127.0.0.1:9/v1",
+                  "model.num_retries=0", "optimizer=none", "tracking.log_model=false")
+    with pytest.raises(ProviderError, match="model=openai_compatible: every LM call failed") as info:
+        run(cfg, output_dir=workdir / "out")
+    r = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(info.value.run_id)
+    assert r.info.status == "FAILED" and "every LM call failed" in r.data.tags["dspy_mlflow.error"]

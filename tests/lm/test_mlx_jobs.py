@@ -1,0 +1,42 @@
+"""MLX through whole jobs: a two-model multirun (mlx_tiny and offline) and
+model=openai_compatible pointed at mlx_lm.server, checked in MLflow."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+pytestmark = [pytest.mark.mlx, pytest.mark.slow]
+
+FAST = ["project.split.limit=24", "eval.progress=false", "tracking.log_model=false", "optimizer=none"]
+
+
+def runs(workdir):
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    return client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id])
+
+
+def test_multirun_over_mlx_tiny_and_offline(cli, workdir, mlx_tiny_path):
+    proc = cli(["-m", "model=mlx_tiny,offline", *FAST], cwd=workdir,
+               env={"DSPY_MLFLOW_MLX_TINY": str(mlx_tiny_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    children = {r.data.params["model"]: r for r in runs(workdir) if "mlflow.parentRunId" in r.data.tags}
+    assert set(children) == {"mlx_tiny", "offline"}
+    mlx = children["mlx_tiny"]
+    assert mlx.info.status == "FINISHED"
+    # noise from random weights: every test example fails to parse, counted, nothing crashes
+    assert mlx.data.metrics["eval/errors"] == mlx.data.metrics["data/test"]
+    assert mlx.data.metrics["eval/tokens_in"] > 0 and mlx.data.metrics["cost/total_usd"] == 0.0
+    assert mlx.data.tags["dspy_mlflow.hw.backend"] in ("cpu", "metal")
+    assert children["offline"].data.metrics["eval/errors"] == 0
+
+
+def test_openai_compatible_entry_against_mlx_lm_server(cli, workdir, mlx_server):
+    proc = cli(["model=openai_compatible", f"model.api_base={mlx_server}/v1", "model.max_tokens=24",
+                "model.num_retries=0", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(workdir)
+    m = run.data.metrics
+    assert run.info.status == "FINISHED" and run.data.params["model"] == "openai_compatible"
+    assert m["eval/tokens_in"] > 0 and m["eval/tokens_out"] > 0  # usage came back over HTTP
+    assert m["cost/total_usd"] == 0.0  # self-hosted: free unless priced
