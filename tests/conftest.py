@@ -28,9 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m dspy_mlflow ARGS`` in a subprocess, as a user would type it."""
     # mlflow.set_tracking_uri() in an in-process test exports MLFLOW_TRACKING_URI: do not inherit it
-    inherited = {k: v for k, v in os.environ.items()
-                 if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID",
-                              "MLFLOW_TRACE_SAMPLING_RATIO")}
+    # (set_registry_uri likewise): a subprocess starts from no MLflow variables but the log level
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") or k == "MLFLOW_LOGGING_LEVEL"}
     full_env = {**inherited, **(env or {})}
     return subprocess.run([sys.executable, "-m", "dspy_mlflow", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -34,8 +35,9 @@ def test_sweep_with_a_failing_job_then_resume(cli, workdir):
     assert parent.info.status == "FAILED" and parent.data.metrics["sweep/failed"] == 2
     files = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.csv", "leaderboard.json"} <= files
-    board = client.load_table(parent.info.experiment_id, "leaderboard.json", run_ids=[parent.info.run_id])
-    assert len(board) == 4 and board.iloc[0]["status"] == "FINISHED"
+    board = pd.read_csv(client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(workdir)))
+    assert len(board) == 4 and list(board["status"][:2]) == ["FINISHED", "FINISHED"]
+    assert list(board["rank"]) == [1, 2, 3, 4] and board["test/score"].iloc[0] >= board["test/score"].iloc[1]
 
     # the same command again: finished jobs are skipped, the failed ones run (and fail) again
     again = cli(args, cwd=workdir)
