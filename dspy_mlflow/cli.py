@@ -40,9 +40,26 @@ def main(argv: list[str] | None = None) -> None:
 
     # the user's ./conf search path is optional
     warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")
+    _terminate_like_ctrl_c()
     from dspy_mlflow.app import hydra_main
 
-    hydra_main()
+    try:
+        hydra_main()
+    except KeyboardInterrupt as exc:
+        run_id = getattr(exc, "run_id", None)
+        print("interrupted" + (f": run {run_id} ended KILLED, partial results kept" if run_id else ""),
+              file=sys.stderr)
+        sys.exit(130)
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (kill, a CI timeout) ends the active run KILLED, as Ctrl-C does, instead of leaving it RUNNING."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
             mlflow.set_tag(f"{TAG}.error", reason[:5000])
         finally:
             mlflow.end_run(status)
-        if isinstance(exc, DspyMlflowError):
+        if isinstance(exc, (DspyMlflowError, KeyboardInterrupt)):  # Ctrl-C stops a sweep too
             exc.run_id = run_id  # type: ignore[attr-defined]
             raise
         raise JobFailed(f"{reason} (run {run_id})", run_id) from exc

@@ -81,3 +81,32 @@ def test_missing_local_weights_fail_the_run_with_the_download_command(cli, workd
     assert run.info.status == "FAILED"
     error = run.data.tags["dspy_mlflow.error"]
     assert "mlx-community/" in error and "download" in error
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dspy_mlflow", "optimizer=none", "eval.num_threads=1", "eval.progress=false",
+         "model.provider_options.latency_ms=150", "model.cache=false", "project.split.limit=60",
+         "hydra.run.dir=out"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    raw = workdir / "out" / "raw_outputs.jsonl"
+    deadline = time.monotonic() + 120
+    while not (raw.exists() and raw.read_text().count("\n") >= 2):  # inside the test evaluation
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err
+    (run,) = runs_in(workdir)
+    assert f"run {run.info.run_id} ended KILLED" in err
+    assert run.info.status == "KILLED"
+    assert len(raw.read_text().splitlines()) >= 2
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    assert "raw_outputs.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id)}
