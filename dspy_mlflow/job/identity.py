@@ -30,8 +30,8 @@ def is_secret(key: str) -> bool:
     return bool(_SECRET.search(key))
 
 
-def params_of(cfg: Mapping) -> dict[str, str]:
-    flat = flatten(cfg)
+def params_of(cfg: Mapping, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:
+    flat = {k: v for k, v in flatten(cfg).items() if k not in exclude}
     params = {k: ("***" if is_secret(k) else ("null" if v is None else str(v))[:6000]) for k, v in flat.items()}
     params.update({
         "model": str(cfg["model"]["name"]),

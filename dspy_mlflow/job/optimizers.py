@@ -87,6 +87,7 @@ def check_entry(entry: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"optimizer.{key}", value, f"{cls.__name__} accepts {', '.join(sorted(allowed))}"
             )
+        check_value(f"optimizer.{key}", value, inspect.signature(cls.__init__).parameters[key])
     allowed_c, _ = _accepted(cls.compile, skip={"student", "trainset", "valset", "teacher"})
     for key, value in comp.items():
         if key not in allowed_c:
@@ -94,6 +95,36 @@ def check_entry(entry: Mapping[str, Any]) -> None:
                 f"optimizer.compile.{key}", value,
                 f"{cls.__name__}.compile accepts {', '.join(sorted(allowed_c))}",
             )
+        check_value(f"optimizer.compile.{key}", value, inspect.signature(cls.compile).parameters[key])
+
+
+def _expected_kind(param: inspect.Parameter) -> str | None:
+    """'bool', 'int' or 'float' from the DSPy parameter's default, else its annotation; None: not checked."""
+    default = param.default
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    text = str(param.annotation).replace("typing.", "")
+    for kind in ("bool", "float", "int"):
+        if text.startswith(kind) and ("None" in text or text == kind):
+            return kind
+    return None
+
+
+def check_value(key: str, value: Any, param: inspect.Parameter) -> None:
+    """Counts and sizes are non-negative ints; rates are non-negative numbers; flags are booleans."""
+    if value is None:
+        return
+    kind = _expected_kind(param)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(key, value, "true or false")
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(key, value, "a whole number >= 0")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        raise ConfigError(key, value, "a number >= 0")
 
 
 @dataclass

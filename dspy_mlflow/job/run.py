@@ -70,6 +70,9 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     quiet_environment()
     conf = _plain_cfg(cfg)
     validate(conf)  # ConfigError before anything runs
+    from dspy_mlflow.tracking_check import check_reachable
+
+    check_reachable(str(conf["tracking"]["uri"]))
     from dspy_mlflow.project_loader import load_project
 
     project = load_project(conf["project"])
@@ -94,6 +97,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),
                          optimizer=previous.data.params.get("optimizer.resolved"))
 
+    parent = _resolve_init_from(conf, project.name)  # a bad reference fails before any run exists
     tags = {f"{TAG}.config_hash": cfg_hash, f"{TAG}.project": project.name}
     if sweep:
         tags[f"{TAG}.sweep_id"] = sweep.sweep_id
@@ -104,8 +108,9 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     run_id = active.info.run_id
     metrics: dict[str, float] = {}
     job = _Job(conf, project, workdir, metrics)
+    job.parent = parent
     try:
-        mlflow.log_params(params_of(conf))
+        mlflow.log_params(params_of(conf, exclude=_searched_params(conf)))
         mlflow.log_dict(conf, "config.yaml")
         job.execute()
         mlflow.end_run("FINISHED")
@@ -124,6 +129,31 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
             exc.run_id = run_id  # type: ignore[attr-defined]
             raise
         raise JobFailed(f"{reason} (run {run_id})", run_id) from exc
+
+
+def _resolve_init_from(conf: dict, project_name: str) -> str | None:
+    """program.init_from -> "models:/NAME/VERSION", or a one-line ConfigError."""
+    init_from = (conf.get("program") or {}).get("init_from")
+    if not init_from:
+        return None
+    from dspy_mlflow.errors import ConfigError, RegistryError
+    from dspy_mlflow.registry.register import resolve_parent
+
+    name = (conf.get("registry") or {}).get("name") or project_name
+    try:
+        version = resolve_parent(str(init_from), name)
+    except RegistryError as exc:
+        raise ConfigError("program.init_from", init_from, f"a registered program version ({exc})") from exc
+    return f"models:/{version.name}/{version.version}"
+
+
+def _searched_params(conf: dict) -> set[str]:
+    """With search=optuna the chosen values are logged after the search, not the configured ones."""
+    if (conf.get("search") or {}).get("name") != "optuna":
+        return set()
+    from dspy_mlflow.search.space import searched_keys
+
+    return {f"optimizer.{key}" for key in searched_keys(conf)}
 
 
 def _set_trace_sampling(ratio: float) -> None:
@@ -213,6 +243,7 @@ class _Job:
                 from dspy_mlflow.search.study import search_compile
 
                 compiled = search_compile(self, entry, program, trainset=train, devset=dev, lm=lm)
+                self._log_chosen_hyperparameters()
             else:
                 compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
                                            num_threads=threads, seed=int(conf["seed"]))
@@ -266,13 +297,18 @@ class _Job:
         import mlflow
 
         from dspy_mlflow.registry.load import load_program
-        from dspy_mlflow.registry.register import resolve_parent
 
-        name = self.conf["registry"].get("name") or self.project.name
-        parent = resolve_parent(str(init_from), name)
-        self.parent = f"models:/{parent.name}/{parent.version}"
         mlflow.set_tag(f"{TAG}.init_from", self.parent)
-        return load_program(self.parent)
+        return load_program(self.parent, attach_lm=False)  # the job's LM is configured globally
+
+    def _log_chosen_hyperparameters(self) -> None:
+        """optimizer.<param> = the value of the trial the search chose (logged by it as search.best.*)."""
+        import mlflow
+
+        params = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+        chosen = {k[len("search.best."):]: v for k, v in params.items() if k.startswith("search.best.")}
+        mlflow.log_params({f"optimizer.{k}": v for k, v in chosen.items()})
+        self.chosen_hyperparameters = chosen
 
     def _check_provider_answers(self, baseline) -> None:
         """Parse errors are counted per example; a provider that answered nothing at all fails the job."""
@@ -338,9 +374,11 @@ class _Job:
         from dspy_mlflow.project_loader import signature_hash
         from dspy_mlflow.registry.register import register_program
 
+        resolved = {**self.conf, "optimizer": {**self.conf["optimizer"], "name": self.resolved_optimizer,
+                                               **getattr(self, "chosen_hyperparameters", {})}}
         version = register_program(
             run_id=mlflow.active_run().info.run_id, model_uri=info.model_uri,
-            name=registry.get("name") or self.project.name, cfg=self.conf, metrics=dict(self.metrics),
+            name=registry.get("name") or self.project.name, cfg=resolved, metrics=dict(self.metrics),
             signature_hash=signature_hash(self.project.signature), parent=self.parent,
         )
         self.model_version = str(version.version)

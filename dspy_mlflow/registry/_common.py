@@ -41,12 +41,15 @@ STAGES = {"production": "Production", "staging": "Staging", "archived": "Archive
 
 def tracking_uri(uri: str | None = None) -> str:
     """``uri``, else the process's MLflow tracking URI (mlflow.set_tracking_uri, else
-    $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db)."""
-    if uri:
-        return uri
-    import mlflow
+    $MLFLOW_TRACKING_URI, else MLflow's default sqlite:///mlflow.db); an unreachable server fails fast."""
+    from dspy_mlflow.tracking_check import check_reachable
 
-    return mlflow.get_tracking_uri() or DEFAULT_TRACKING_URI
+    if not uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri() or DEFAULT_TRACKING_URI
+    check_reachable(uri, key="--tracking-uri")
+    return uri
 
 
 def client(uri: str | None = None) -> MlflowClient:

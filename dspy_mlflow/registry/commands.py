@@ -111,7 +111,12 @@ def runs_main(argv: list[str]) -> int:
 
         frame = runs_frame(a.experiment, sweep_id=a.sweep, tracking_uri=a.tracking_uri)
         if a.csv:
-            frame.to_csv(a.csv, index=False)
+            try:
+                frame.to_csv(a.csv, index=False)
+            except OSError as exc:
+                from dspy_mlflow.errors import ConfigError
+
+                raise ConfigError("--csv", a.csv, f"a writable file path ({exc})") from exc
         if frame.empty:
             print(f"no runs in experiment {a.experiment!r}" + (f" for sweep {a.sweep}" if a.sweep else ""))
         else:
@@ -166,8 +171,9 @@ def ui_main(argv: list[str]) -> int:
     if a.artifacts_destination:
         cmd += ["--artifacts-destination", a.artifacts_destination]
     # Offline, litellm (imported by the server) blocks start-up fetching its price map without this.
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    proc = subprocess.Popen(cmd, env=env)
+    # Server-side job workers (huey consumers) are not needed to browse runs and outlive the UI.
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # its own group: stopping ends the whole tree
 
     def _stop(_signum, _frame):
         raise KeyboardInterrupt
@@ -178,21 +184,29 @@ def ui_main(argv: list[str]) -> int:
     try:
         if not _wait_healthy(url, proc, a.timeout):
             code = proc.poll()
-            if code is None:
-                proc.terminate()
-                proc.wait(10)
             print(f"error: the MLflow UI did not start on {url} within {a.timeout:g}s "
                   f"(exit code {code}); is the port free?", file=sys.stderr)
             return 2
         print(f"MLflow UI: {url}  (store {uri}; Ctrl-C to stop)", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         return 0
+    finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (gunicorn/uvicorn workers too), SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 COMMANDS = {"promote": promote_main, "rollback": rollback_main, "lineage": lineage_main,

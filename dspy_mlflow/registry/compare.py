@@ -60,6 +60,7 @@ def runs_frame(
             "run_name": run.info.run_name,
             "status": run.info.status,
             **{k: params.get(k) for k in PARAM_COLUMNS},
+            "optimizer": params.get("optimizer.resolved") or params.get("optimizer"),  # auto -> its pick
             **{k: metrics.get(k) for k in METRIC_COLUMNS},
             "duration_s": round((end - start) / 1000.0, 3) if start and end else None,
         }

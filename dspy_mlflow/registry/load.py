@@ -85,14 +85,17 @@ def rebuild_from_state(cfg: dict[str, Any], state_path: str) -> dspy.Module:
     return program
 
 
-def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | None = None) -> dspy.Module:
+def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | None = None,
+                 attach_lm: bool = True) -> dspy.Module:
     """A runnable DSPy module for ``uri``: models:/NAME@alias, models:/NAME/VERSION,
     models:/NAME/Production or a LoggedModel models:/m-....
 
     Rebuilt from project code and JSON state by default. With ``allow_pickle=True``, when the source
     run has no JSON state or its project cannot be loaded, the pickled MLflow model is loaded instead (this also applies the
-    dspy.settings saved with it, as ``mlflow.dspy.load_model`` does). The caller configures the
-    LM for a rebuilt program (``dspy.configure(lm=...)``).
+    dspy.settings saved with it, as ``mlflow.dspy.load_model`` does). With ``attach_lm`` (default),
+    a rebuilt program gets the LM of the run's model entry (provider registered, key read from its
+    ``api_key_env``) when it can be built; otherwise, or with ``attach_lm=False``, the caller
+    configures one (``dspy.configure(lm=...)``).
     """
     import yaml
 
@@ -106,7 +109,10 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
             with open(cfg_path) as f:
                 cfg = yaml.safe_load(f) or {}
             try:
-                return rebuild_from_state(cfg, state_path)
+                program = rebuild_from_state(cfg, state_path)
+                if attach_lm:
+                    _attach_lm(program, cfg.get("model") or {})
+                return program
             except DspyMlflowError:
                 if not allow_pickle:
                     raise
@@ -128,3 +134,17 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
         # log_metrics calls (perhaps against another store) would be attached to it
         mlflow.clear_active_model()
     return program
+
+
+def _attach_lm(program, model_cfg: dict) -> None:
+    """Give the program the LM its run used, when that model can be reached from here."""
+    from dspy_mlflow.errors import ProviderError
+    from dspy_mlflow.lm.providers import build_lm, preflight
+
+    if not model_cfg.get("litellm_model"):
+        return
+    try:
+        preflight(model_cfg)
+    except ProviderError:
+        return  # e.g. no API key here: the caller configures an LM
+    program.set_lm(build_lm(model_cfg))

@@ -32,9 +32,16 @@ class SweepCallback(Callback):
         import mlflow
         from mlflow import MlflowClient
 
+        from dspy_mlflow.errors import DspyMlflowError
         from dspy_mlflow.sweep.state import write_sweep
+        from dspy_mlflow.tracking_check import check_reachable
 
         self.tracking_uri = str(config.tracking.uri)
+        try:
+            check_reachable(self.tracking_uri)
+        except DspyMlflowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
         mlflow.set_tracking_uri(self.tracking_uri)
         client = MlflowClient(self.tracking_uri)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{abs(hash(str(config.hydra.sweep.dir))) % 10_000:04d}"

@@ -100,3 +100,22 @@ def test_user_conf_dir_adds_entries(tmp_path, monkeypatch, compose_cfg):
     monkeypatch.chdir(tmp_path)
     cfg = compose_cfg("model=my_offline")
     assert cfg.model.litellm_model == "offline/mine" and cfg.model.pricing.output_per_1m == 2.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        (["optimizer=labeled_few_shot", "optimizer.k=abc"], "optimizer.k", "a whole number >= 0"),
+        (["optimizer=labeled_few_shot", "optimizer.k=-2"], "optimizer.k", "a whole number >= 0"),
+        (["optimizer.max_bootstrapped_demos=1.5"], "optimizer.max_bootstrapped_demos", "a whole number >= 0"),
+        (["optimizer.max_bootstrapped_demos=-3"], "optimizer.max_bootstrapped_demos", "a whole number >= 0"),
+        (["optimizer=copro", "optimizer.init_temperature=hot"], "optimizer.init_temperature", "a number >= 0"),
+        (["optimizer=gepa", "optimizer.use_merge=maybe"], "optimizer.use_merge", "true or false"),
+        (["optimizer=mipro_v2", "optimizer.num_candidates=-1"], "optimizer.num_candidates", "a whole number >= 0"),
+        (["optimizer=mipro_v2", "optimizer.compile.num_trials=x"], "optimizer.compile.num_trials", ">= 0"),
+    ],
+)
+def test_optimizer_values_are_checked_by_type_and_range(compose_cfg, overrides, key, allowed):
+    with pytest.raises(ConfigError) as info:
+        validate(OmegaConf.to_container(compose_cfg(*overrides), resolve=True))
+    assert key in str(info.value) and allowed in str(info.value)

@@ -35,6 +35,9 @@ def test_single_job_runs_and_prints_a_summary(cli, workdir):
         ("model.temperature=9", "model.temperature=9.0 is not allowed: a number in [0.0, 2.0]"),
         ("+optimizer.max_bootstraped_demos=2", "optimizer.max_bootstraped_demos=2 is not allowed: BootstrapFewShot accepts"),
         ("project.module=no_such_pkg.task", "no_such_pkg.task"),
+        ("optimizer.max_bootstrapped_demos=-3", "optimizer.max_bootstrapped_demos=-3 is not allowed: a whole number >= 0"),
+        ("tracking.uri=http://127.0.0.1:9", "tracking.uri='http://127.0.0.1:9' is not allowed: a reachable MLflow"),
+        ("program.init_from=garbage", "program.init_from='garbage' is not allowed: a registered program version"),
     ],
 )
 def test_bad_input_is_one_line_nonzero_and_creates_no_run(cli, workdir, override, expected):
@@ -42,6 +45,13 @@ def test_bad_input_is_one_line_nonzero_and_creates_no_run(cli, workdir, override
     assert proc.returncode != 0
     lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert runs_in(workdir) == []
+
+
+def test_unknown_experiment_preset_is_an_error_listing_the_presets(cli, workdir):
+    proc = cli(["experiment=nope", *FAST], cwd=workdir)
+    assert proc.returncode != 0
+    assert "experiment/nope" in proc.stderr and "contacts_quick" in proc.stderr and "sentiment_sweep" in proc.stderr
     assert runs_in(workdir) == []
 
 

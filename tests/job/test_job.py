@@ -151,3 +151,23 @@ def test_a_provider_that_answers_nothing_fails_the_job(compose_cfg, workdir):
         run(cfg, output_dir=workdir / "out")
     r = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(info.value.run_id)
     assert r.info.status == "FAILED" and "every LM call failed" in r.data.tags["dspy_mlflow.error"]
+
+
+def test_search_job_logs_the_chosen_hyperparameters(compose_cfg, workdir):
+    cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "search=optuna", "search.n_trials=2",
+                  "optimizer.search_space.k.high=6", "tracking.log_model=false")
+    result = run(cfg, output_dir=workdir / "out")
+    params = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(result.run_id).data.params
+    assert params["optimizer.k"] == params["search.best.k"] and int(params["optimizer.k"]) <= 6
+
+
+def test_registered_program_loads_with_its_lm_and_answers(compose_cfg, workdir):
+    import dspy_mlflow
+
+    cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "optimizer.k=8")
+    result = run(cfg, output_dir=workdir / "out")
+    assert result.model_version == "1"
+    program = dspy_mlflow.load_program("models:/sentiment/1", tracking_uri=f"sqlite:///{workdir}/mlflow.db")
+    assert len(program.demos) == 8
+    assert program.lm is not None and program.lm.model == "offline/nn"  # attached, not the global one
+    assert program(text="Cold food, rude staff, never again.").sentiment in ("positive", "negative")
