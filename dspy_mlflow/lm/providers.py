@@ -16,7 +16,7 @@ CUSTOM_PROVIDERS = {
 
 
 def provider_of(model_cfg: Mapping) -> str:
-    return str(model_cfg["litellm_model"]).split("/", 1)[0]
+    return str(model_cfg.get("litellm_model") or "").split("/", 1)[0]
 
 
 def setup_custom(model_cfg: Mapping) -> dict[str, str]:

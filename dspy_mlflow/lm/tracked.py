@@ -4,11 +4,12 @@ Every call checks the budget first; every finished call reports its usage
 (cache hits report none) to the active :mod:`~dspy_mlflow.lm.ledger`. The API
 key is read from the environment variable the config names; it is dropped when
 the LM is pickled (``mlflow.dspy.log_model``) and read again when unpickled.
+A custom provider re-registers itself there through
+:class:`dspy_mlflow.registry.serving.ProviderRestore`, pickled with the model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import dspy
@@ -63,14 +64,3 @@ class TrackedLM(dspy.LM):
         env = state.get("api_key_env")
         if env and os.environ.get(env):
             self.kwargs["api_key"] = os.environ[env]
-        _ensure_provider(self.model)
-
-
-def _ensure_provider(litellm_model: str) -> None:
-    """A custom provider must be registered in a process that unpickles its LM."""
-    from dspy_mlflow.lm.providers import CUSTOM_PROVIDERS, setup_custom
-
-    prefix = litellm_model.split("/", 1)[0]
-    if prefix in CUSTOM_PROVIDERS:
-        with contextlib.suppress(Exception):  # loading must not fail here; the first call will say why
-            setup_custom({"litellm_model": litellm_model, "provider_options": {}})

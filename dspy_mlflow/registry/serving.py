@@ -15,7 +15,6 @@ provider is registered before the program runs. Log the model inside
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,33 +23,31 @@ try:  # dspy is needed to log a model anyway; keep this module importable withou
 except ImportError:  # pragma: no cover
     BaseCallback = object  # type: ignore[misc,assignment]
 
-# provider prefix of litellm_model -> module exposing setup(model_cfg)
-PROVIDER_MODULES = {"offline": "dspy_mlflow.lm.offline", "mlx": "dspy_mlflow.lm.mlx_provider"}
-
 
 class ProviderRestore(BaseCallback):
-    """Re-registers a custom LiteLLM provider when unpickled (and at construction)."""
+    """Re-registers a custom LiteLLM provider when unpickled."""
 
-    def __init__(self, module: str, model_cfg: Mapping[str, Any]):
-        self.module = module
+    def __init__(self, model_cfg: Mapping[str, Any]):
         self.model_cfg = dict(model_cfg)
 
     def restore(self) -> None:
-        importlib.import_module(self.module).setup(self.model_cfg)
+        from dspy_mlflow.lm.providers import setup_custom
+
+        setup_custom(self.model_cfg)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"module": self.module, "model_cfg": self.model_cfg}
+        return {"model_cfg": self.model_cfg}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.module, self.model_cfg = state["module"], state["model_cfg"]
+        self.model_cfg = state["model_cfg"]
         self.restore()
 
 
 def restore_callback(model_cfg: Mapping[str, Any]) -> ProviderRestore | None:
     """The callback for ``model_cfg`` (needs ``litellm_model``), or None for a LiteLLM built-in provider."""
-    litellm_model = str(model_cfg.get("litellm_model") or "")
-    module = PROVIDER_MODULES.get(litellm_model.split("/", 1)[0])
-    return ProviderRestore(module, _plain(model_cfg)) if module else None
+    from dspy_mlflow.lm.providers import CUSTOM_PROVIDERS, provider_of
+
+    return ProviderRestore(_plain(model_cfg)) if provider_of(model_cfg) in CUSTOM_PROVIDERS else None
 
 
 def _plain(value: Any) -> Any:
