@@ -26,6 +26,16 @@ COLUMNS = ("run_id", "run_name", "status", *PARAM_COLUMNS, *METRIC_COLUMNS, "dur
 SWEEP_TAG = "dspy_mlflow.sweep_id"
 
 
+def job_fields(run, metric_keys) -> dict:
+    """A job run's model, optimizer (``auto`` resolved to its pick), strategy, project and metrics."""
+    params, metrics = run.data.params, run.data.metrics
+    return {
+        **{k: params.get(k) for k in PARAM_COLUMNS},
+        "optimizer": params.get("optimizer.resolved") or params.get("optimizer"),
+        **{k: metrics.get(k) for k in metric_keys},
+    }
+
+
 def runs_frame(
     experiment: str = DEFAULT_EXPERIMENT, sweep_id: str | None = None, tracking_uri: str | None = None
 ) -> pandas.DataFrame:
@@ -51,20 +61,16 @@ def runs_frame(
             break
     rows = []
     for run in runs:
-        params, metrics = run.data.params, run.data.metrics
-        if "model" not in params:
+        if "model" not in run.data.params:
             continue
         start, end = run.info.start_time, run.info.end_time
-        row = {
+        rows.append({
             "run_id": run.info.run_id,
             "run_name": run.info.run_name,
             "status": run.info.status,
-            **{k: params.get(k) for k in PARAM_COLUMNS},
-            "optimizer": params.get("optimizer.resolved") or params.get("optimizer"),  # auto -> its pick
-            **{k: metrics.get(k) for k in METRIC_COLUMNS},
+            **job_fields(run, METRIC_COLUMNS),
             "duration_s": round((end - start) / 1000.0, 3) if start and end else None,
-        }
-        rows.append(row)
+        })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for k in (*METRIC_COLUMNS, "duration_s"):
         frame[k] = pd.to_numeric(frame[k], errors="coerce")

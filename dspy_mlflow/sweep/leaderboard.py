@@ -13,20 +13,16 @@ def build_leaderboard(tracking_uri: str, jobs: list[dict]):
     import pandas as pd
     from mlflow import MlflowClient
 
+    from dspy_mlflow.registry.compare import job_fields
+
     client = MlflowClient(tracking_uri)
+    metric_keys = [k for k in COLUMNS if "/" in k]
     rows = []
     for job in jobs:
         row = {"job": job["job"], "status": job.get("status"), "run_id": job.get("run_id"),
                "error": job.get("error") or ""}
         if job.get("run_id"):
-            run = client.get_run(job["run_id"])
-            params, metrics = run.data.params, run.data.metrics
-            row.update({
-                "model": params.get("model"),
-                "optimizer": params.get("optimizer.resolved") or params.get("optimizer"),
-                "strategy": params.get("strategy"),
-                **{k: metrics.get(k) for k in COLUMNS if "/" in k},
-            })
+            row.update(job_fields(client.get_run(job["run_id"]), metric_keys))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     frame = frame.sort_values(["test/score", "cost/total_usd"], ascending=[False, True], na_position="last")
