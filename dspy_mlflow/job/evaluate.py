@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dspy_mlflow.errors import BudgetExceeded, one_line
-from dspy_mlflow.lm.ledger import Ledger, Usage
+from dspy_mlflow.lm.ledger import Ledger
 
 
 @dataclass
@@ -22,7 +22,6 @@ class EvalResult:
     scores: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     errors: int = 0
-    usage: Usage = field(default_factory=Usage)
     duration_s: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -65,7 +64,6 @@ def evaluate(
     from tqdm.auto import tqdm
 
     result = EvalResult(split=split)
-    write_lock = threading.Lock()
     sink = open(raw_path, "a", encoding="utf-8") if raw_path else None  # noqa: SIM115
     start = time.perf_counter()
 
@@ -100,23 +98,26 @@ def evaluate(
         result.errors += record["error"] is not None
         if keep_records:
             result.records.append(record)
-        if sink:
-            with write_lock:
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()
+        if sink:  # collect() runs on the caller's thread only: no lock needed
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
 
     bar = tqdm(total=len(examples), desc=f"eval {split}", disable=None if progress else True, leave=False)
-    # each task runs in a copy of the caller's context, so dspy.context(...) overrides reach the workers
     pending = iter(enumerate(examples))
+    running: set = set()
+
+    def submit(pool, count: int) -> None:
+        """Start up to ``count`` more examples, each in a copy of the caller's context
+        (so dspy.context(...) overrides reach the workers)."""
+        for index, example in itertools.islice(pending, count):
+            running.add(pool.submit(contextvars.copy_context().run, one, index, example))
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
-            running = set()
-            for _ in range(max(1, num_threads)):
-                nxt = next(pending, None)
-                if nxt is not None:
-                    running.add(pool.submit(contextvars.copy_context().run, one, *nxt))
+            submit(pool, max(1, num_threads))
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running.difference_update(done)
                 for future in done:
                     collect(future.result())
                     bar.update(1)
@@ -125,10 +126,7 @@ def evaluate(
                     for future in running:
                         collect(future.result())
                     raise BudgetExceeded(ledger.total.cost_usd, ledger.max_cost_usd)
-                for _ in range(len(done)):
-                    nxt = next(pending, None)
-                    if nxt is not None:
-                        running.add(pool.submit(contextvars.copy_context().run, one, *nxt))
+                submit(pool, len(done))
     finally:
         bar.close()
         if sink:

@@ -31,8 +31,6 @@ class SweepContext:
 
 def _experiment(conf: dict, sweep: SweepContext | None):
     """The sweep's experiment; else the one of the run `mlflow run` created; else tracking.experiment."""
-    import os
-
     import mlflow
 
     if sweep and sweep.experiment_id:
@@ -107,8 +105,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                               parent_run_id=sweep.parent_run_id if sweep else None)
     run_id = active.info.run_id
     metrics: dict[str, float] = {}
-    job = _Job(conf, project, workdir, metrics)
-    job.parent = parent
+    job = _Job(conf, project, workdir, metrics, parent=parent)
     try:
         mlflow.log_params(params_of(conf, exclude=_searched_params(conf)))
         mlflow.log_dict(conf, "config.yaml")
@@ -158,8 +155,6 @@ def _searched_params(conf: dict) -> set[str]:
 
 def _set_trace_sampling(ratio: float) -> None:
     """MLflow reads the ratio when its tracer starts: set it, then restart the tracer."""
-    import os
-
     from mlflow.tracing.provider import reset
 
     if os.environ.get("MLFLOW_TRACE_SAMPLING_RATIO") != str(ratio):
@@ -176,13 +171,15 @@ class JobFailed(DspyMlflowError):
 class _Job:
     """The steps of one job, inside an active MLflow run."""
 
-    def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float]):
+    def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float], parent: str | None):
         self.conf, self.project, self.workdir, self.metrics = conf, project, workdir, metrics
+        self.parent = parent  # "models:/NAME/VERSION" this program starts from, or None (a root)
         self.ledger = None
+        self.model_cfg: dict = conf["model"]  # replaced by the fallback entry if preflight switches
         self.raw_path = workdir / "raw_outputs.jsonl"
         self.resolved_optimizer = conf["optimizer"]["name"]
+        self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
-        self.parent: str | None = None
         self.logged_raw = False
 
     # -- steps -------------------------------------------------------------
@@ -291,8 +288,7 @@ class _Job:
         return model_cfg
 
     def _initial_program(self):
-        init_from = self.conf["program"].get("init_from")
-        if not init_from:
+        if not self.parent:
             return self.project.make_program(self.conf["strategy"])
         import mlflow
 
@@ -375,7 +371,7 @@ class _Job:
         from dspy_mlflow.registry.register import register_program
 
         resolved = {**self.conf, "optimizer": {**self.conf["optimizer"], "name": self.resolved_optimizer,
-                                               **getattr(self, "chosen_hyperparameters", {})}}
+                                               **self.chosen_hyperparameters}}
         version = register_program(
             run_id=mlflow.active_run().info.run_id, model_uri=info.model_uri,
             name=registry.get("name") or self.project.name, cfg=resolved, metrics=dict(self.metrics),
