@@ -4,6 +4,7 @@ through our own `ui` command), the offline model, and a helper that records a jo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,28 +98,31 @@ def mlflow_server(tmp_path_factory) -> UiServer:
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=[pytest.mark.server, pytest.mark.slow])])
 def store(request) -> str:
     """A tracking+registry URI, set as the process's MLflow URI for the test."""
-    import mlflow
-
     uri = request.getfixturevalue("sqlite_uri") if request.param == "sqlite" else request.getfixturevalue(
         "mlflow_server").url
-    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(saved[0])
-    mlflow.set_registry_uri(saved[1])
+    with _using_store(uri):
+        yield uri
 
 
 @pytest.fixture
 def sqlite_store(sqlite_uri) -> str:
+    with _using_store(sqlite_uri):
+        yield sqlite_uri
+
+
+@contextlib.contextmanager
+def _using_store(uri: str):
+    """Point MLflow's tracking and registry URIs at ``uri``; restore the previous ones after."""
     import mlflow
 
     saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(sqlite_uri)
-    mlflow.set_registry_uri(sqlite_uri)
-    yield sqlite_uri
-    mlflow.set_tracking_uri(saved[0])
-    mlflow.set_registry_uri(saved[1])
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
 
 
 @pytest.fixture
