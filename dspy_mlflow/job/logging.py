@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +16,35 @@ def log_splits(project_name: str, splits: dict[str, list]) -> None:
     import mlflow
     import pandas as pd
 
+    datasets = []
     for context, examples in splits.items():
         rows = [{**ex.inputs().toDict(), **{f"gold.{k}": v for k, v in ex.labels().toDict().items()}}
                 for ex in examples]
-        frame = pd.DataFrame(rows)
-        dataset = mlflow.data.from_pandas(frame, name=f"{project_name}-{context}")
-        mlflow.log_input(dataset, context=context)
+        datasets.append(mlflow.data.from_pandas(pd.DataFrame(rows), name=f"{project_name}-{context}"))
+    _log_inputs_retrying(datasets, list(splits))
+
+
+_DUPLICATE_ROW = re.compile(r"UNIQUE constraint|duplicate key|Duplicate entry|IntegrityError", re.IGNORECASE)
+
+
+def _log_inputs_retrying(datasets: list, contexts: list[str], attempts: int = 5) -> None:
+    """``mlflow.log_inputs`` that survives parallel jobs logging the same dataset.
+
+    MLflow's SQL store checks for an existing (experiment, name, digest) row and then inserts,
+    so two jobs starting together can both insert and one fails on the unique constraint.
+    The failed transaction wrote nothing; on retry it finds the other job's row and reuses it.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets))
+            return
+        except MlflowException as err:
+            if attempt == attempts - 1 or not _DUPLICATE_ROW.search(str(err)):
+                raise
+            time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
 
 
 def log_raw_outputs(raw_path: Path) -> None:
