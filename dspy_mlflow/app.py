@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig
@@ -11,6 +12,8 @@ from dspy_mlflow.config.paths import conf_dir
 from dspy_mlflow.config.schema import register_schemas
 
 register_schemas()
+# the user's ./conf search path is optional; set here so joblib workers, which import this module, agree
+warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")
 
 
 def _summary(result) -> str:

@@ -36,10 +36,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(getattr(importlib.import_module(module), func)(args[1:]) or 0)
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
-    import warnings
-
-    # the user's ./conf search path is optional
-    warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")
     _terminate_like_ctrl_c()
     from dspy_mlflow.app import hydra_main
 
