@@ -4,7 +4,7 @@ Each version carries tags a person can choose by (model, optimizer, strategy, pr
 test/score, dev/score, cost/total_usd, config_hash, signature_hash, source_run, semver,
 parent) and a description that says the same in words.
 
-Semantic version, from the latest existing version:
+Semantic version, from the version before (replayed from version 1, see semver_of_last):
   major  the DSPy signature changed (signature_hash differs), or the first version (1.0.0)
   minor  a new optimization of the same signature (optimizer is not "none")
   patch  anything else (same signature, no optimizer: a new strategy, model or data)
@@ -12,6 +12,7 @@ Semantic version, from the latest existing version:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,19 +35,27 @@ def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
     return node
 
 
-def next_semver(previous: ModelVersion | None, signature_hash: str, optimizer: str) -> tuple[str, str]:
-    """(semver, reason) for a new version after ``previous`` (the latest version, or None)."""
-    if previous is None:
-        return "1.0.0", "first version"
-    try:
-        major, minor, patch = (int(p) for p in previous.tags.get(C.TAG_SEMVER, "").split("."))
-    except ValueError:
-        major, minor, patch = int(previous.version), 0, 0
-    if previous.tags.get(C.TAG_SIGNATURE_HASH) != signature_hash:
-        return f"{major + 1}.0.0", "major: the DSPy signature changed"
-    if optimizer and optimizer != "none":
-        return f"{major}.{minor + 1}.0", f"minor: a new {optimizer} optimization of the same signature"
-    return f"{major}.{minor}.{patch + 1}", "patch: same signature, no new optimization"
+def semver_of_last(versions: list[ModelVersion]) -> tuple[str, str]:
+    """(semver, reason) of the last of ``versions`` (oldest first), replayed from the first.
+
+    The replay reads only the signature_hash and optimizer tags, which a version gets when it is
+    created, so jobs registering in parallel get distinct semvers even before the other job has
+    written its own semver tag.
+    """
+    major, minor, patch = 1, 0, 0
+    reason = "first version"
+    for previous, version in itertools.pairwise(versions):
+        optimizer = version.tags.get(C.TAG_OPTIMIZER, "none")
+        if previous.tags.get(C.TAG_SIGNATURE_HASH) != version.tags.get(C.TAG_SIGNATURE_HASH):
+            major, minor, patch = major + 1, 0, 0
+            reason = "major: the DSPy signature changed"
+        elif optimizer and optimizer != "none":
+            minor, patch = minor + 1, 0
+            reason = f"minor: a new {optimizer} optimization of the same signature"
+        else:
+            patch += 1
+            reason = "patch: same signature, no new optimization"
+    return f"{major}.{minor}.{patch}", reason
 
 
 def resolve_parent(uri_or_version: str, name: str) -> ModelVersion:
@@ -124,14 +133,13 @@ def register_program(
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    existing = C.all_versions(c, name)
-    semver, reason = next_semver(existing[-1] if existing else None, signature_hash, optimizer)
-    tags[C.TAG_SEMVER] = semver
-
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     mv = c.create_model_version(
         name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=60
     )
-    description = _describe(name, str(mv.version), tags, reason)
-    c.update_model_version(name, str(mv.version), description=description)
+    # the semver follows from the versions before this one, whichever job registered them
+    semver, reason = semver_of_last([v for v in C.all_versions(c, name) if int(v.version) <= int(mv.version)])
+    tags[C.TAG_SEMVER] = semver
+    c.set_model_version_tag(name, str(mv.version), C.TAG_SEMVER, semver)
+    c.update_model_version(name, str(mv.version), description=_describe(name, str(mv.version), tags, reason))
     return c.get_model_version(name, str(mv.version))

@@ -117,6 +117,18 @@ def test_semver_patch_and_major(store, model_name, examples):
     assert v2.tags["strategy"] == "chain_of_thought"
 
 
+def test_semver_counts_a_version_another_job_has_not_tagged_yet(sqlite_store, model_name, examples):
+    """Parallel jobs: v2 exists (created with its tags) but its job has not written its semver yet."""
+    from mlflow import MlflowClient
+
+    v1, _, _ = job(model_name, examples)
+    c = MlflowClient()
+    c.create_model_version(model_name, source=v1.source, run_id=v1.run_id,
+                           tags={"signature_hash": v1.tags["signature_hash"], "optimizer": "labeled_few_shot"})
+    v3, _, _ = job(model_name, examples, optimizer="labeled_few_shot", k=2)
+    assert str(v3.version) == "3" and v3.tags["semver"] == "1.2.0"
+
+
 def test_promote_hides_stage_deprecation_but_keeps_other_warnings(sqlite_store, model_name, examples):
     from dspy_mlflow.registry import promote
 
