@@ -30,21 +30,32 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
     # mlflow.set_tracking_uri() in an in-process test exports MLFLOW_TRACKING_URI: do not inherit it
     # (set_registry_uri likewise): a subprocess starts from no MLflow variables but the log level
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") or k == "MLFLOW_LOGGING_LEVEL"}
-    full_env = {**inherited, **(env or {})}
+    # a DSPy cache of the working directory's own: no cache hits from other tests
+    full_env = {**inherited, "DSPY_CACHEDIR": str(Path(cwd) / ".dspy_cache"), **(env or {})}
     return subprocess.run([sys.executable, "-m", "dspy_mlflow", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_settings_do_not_leak():
+    """A test that sets MLflow's URIs (a job does) or other MLFLOW_* variables leaves no trace for the next."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
-    """A fresh working directory: its own mlflow.db, no ./conf, a private DSPy cache."""
+    """A fresh working directory: its own mlflow.db, no ./conf (and, through ``cli``, its own DSPy cache)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-def fresh_cache_env(tmp_path) -> dict:
-    return {"DSPY_CACHEDIR": str(tmp_path / "dspy-cache")}
 
 
 def compose(*overrides: str):

@@ -126,6 +126,10 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
             exc.run_id = run_id  # type: ignore[attr-defined]
             raise
         raise JobFailed(f"{reason} (run {run_id})", run_id) from exc
+    finally:
+        from dspy_mlflow.lm import ledger as ledger_mod
+
+        ledger_mod.activate(None)  # LM calls after the job (a loaded program) are not the job's
 
 
 def _resolve_init_from(conf: dict, project_name: str) -> str | None:

@@ -75,7 +75,9 @@ def is_stale(trial, now: float | None = None) -> bool:
     now = time.time() if now is None else now
     beat = trial.user_attrs.get("heartbeat")
     if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
+        # a live worker names itself within milliseconds of starting a trial
+        limit = STALE_S if worker else 2 * HEARTBEAT_S
+        return now - trial.datetime_start.timestamp() > limit
     return beat is not None and now - float(beat) > STALE_S
 
 
@@ -148,13 +150,13 @@ class _Search:
         from dspy_mlflow.job.optimizers import compile_program
         from dspy_mlflow.search.space import apply, suggest
 
+        trial.set_user_attr("worker", WORKER)
         n = trial.number
         ahead = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
                  if t.number < n and not is_stale(t)]
         if len(ahead) >= self.n_trials:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned(f"search.n_trials={self.n_trials} already reached by other workers")
-        trial.set_user_attr("worker", WORKER)
         conf, job = self.job.conf, self.job
         values = suggest(trial, self.space)
         before = _usage_snapshot(job.ledger)

@@ -104,7 +104,7 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspy_mlflow", "optimizer=none", "eval.num_threads=1", "eval.progress=false",
-         "model.provider_options.latency_ms=150", "model.cache=false", "project.split.limit=60",
+         "model.provider_options.latency_ms=300", "model.cache=false", "project.split.limit=60",
          "hydra.run.dir=out"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     raw = workdir / "out" / "raw_outputs.jsonl"
     deadline = time.monotonic() + 120

@@ -82,7 +82,7 @@ def mlx_server(mlx_tiny_path, tmp_path_factory):
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # imports mlx and transformers first
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"mlx_lm.server exited with {proc.returncode}: {log.read_text()[-2000:]}")

@@ -18,14 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory) -> Path:
     """The wheel, built by pip and unpacked into a target folder of its own."""
     root = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root / "dist"), str(REPO)],
-                   check=True, capture_output=True, text=True)
+    # no build isolation: the build backend (hatchling, in the dev extra) is not fetched again
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(root / "dist"), str(REPO)], check=True, capture_output=True, text=True, timeout=300)
     (wheel,) = (root / "dist").glob("dspy_mlflow-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "dspy_mlflow/conf/config.yaml" in names and "projects/sentiment/data.jsonl" in names
     target = root / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, text=True)
+                   check=True, capture_output=True, text=True, timeout=300)
     return target
 
 

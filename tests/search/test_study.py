@@ -164,7 +164,8 @@ def test_two_processes_share_a_journal_study(tmp_path):
         logs.append(tmp_path / f"w{i}.log")
         args = [*SEARCH, "search.n_trials=6", f"search.storage={storage}", "project.split.limit=60",
                 "eval.progress=false", "eval.num_threads=1", "tracking.log_model=false", "registry.register=false",
-                "tracking.autolog=false", "model.cache=false", "model.provider_options.latency_ms=100",
+                # 300 ms per call: one worker alone needs ~30 s, far longer than the other's start-up
+                "tracking.autolog=false", "model.cache=false", "model.provider_options.latency_ms=300",
                 f"tracking.uri=sqlite:///{tmp_path}/w{i}/mlflow.db"]
         procs.append(popen(args, tmp_path / f"w{i}", logs[-1]))
     for proc, log in zip(procs, logs, strict=True):
@@ -196,3 +197,27 @@ def test_multirun_over_two_models_makes_two_studies(tmp_path):
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(make_storage(storage)))
     assert len(names) == 2, log.read_text()[-3000:]
     assert len(complete_trials(storage)) == 4
+
+
+def test_a_running_trial_is_stale_when_its_worker_is_gone():
+    import subprocess
+    import sys
+
+    import optuna
+
+    from dspy_mlflow.search.study import HEARTBEAT_S, STALE_S, WORKER, is_stale
+
+    study = optuna.create_study()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    unnamed, live, gone = (study.ask() for _ in range(3))
+    study._storage.set_trial_user_attr(live._trial_id, "worker", WORKER.rsplit(":", 1)[0] + f":{os.getppid()}")
+    study._storage.set_trial_user_attr(gone._trial_id, "worker", WORKER.rsplit(":", 1)[0] + f":{dead.pid}")
+    trials = {t.number: t for t in study.get_trials()}
+    now = time.time()
+    # killed before naming itself: stale after two heartbeats, not at once
+    assert not is_stale(trials[unnamed.number], now) and is_stale(trials[unnamed.number], now + 2 * HEARTBEAT_S + 1)
+    # a live worker on this host: alive until its heartbeat is older than STALE_S
+    assert not is_stale(trials[live.number], now + 2 * HEARTBEAT_S + 1) and is_stale(trials[live.number], now + STALE_S + 1)
+    # its process is gone: stale at once
+    assert is_stale(trials[gone.number], now)
