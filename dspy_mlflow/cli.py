@@ -37,8 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _terminate_like_ctrl_c()
+    import os
+
     from dspy_mlflow.app import hydra_main
 
+    # Hydra raises its errors instead of printing them over several lines: we print one line.
+    # A user who sets HYDRA_FULL_ERROR gets Hydra's own report.
+    hydra_reports = "HYDRA_FULL_ERROR" in os.environ
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         hydra_main()
     except KeyboardInterrupt as exc:
@@ -46,6 +52,22 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted" + (f": run {run_id} ended KILLED, partial results kept" if run_id else ""),
               file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        from dspy_mlflow.config.hydra_errors import describe
+
+        line = None if hydra_reports else describe(exc, sys.argv[1:])
+        if line is None:
+            raise
+        _fail_open_sweep(line)
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _fail_open_sweep(reason: str) -> None:
+    """A sweep that stops on a config error: its parent run ends FAILED with the reason."""
+    callback = sys.modules.get("dspy_mlflow.sweep.callback")
+    if callback is not None:
+        callback.fail_open_sweep(reason)
 
 
 def _terminate_like_ctrl_c() -> None:

@@ -18,6 +18,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+_open: SweepCallback | None = None  # the sweep of this process whose parent run is not ended yet
+
+
+def fail_open_sweep(reason: str) -> None:
+    """End the open sweep's parent run FAILED, tagged with ``reason`` (the sweep stopped early)."""
+    if _open is not None:
+        _open._end_if_open("FAILED", reason)
+
 
 class SweepCallback(Callback):
     def __init__(self) -> None:
@@ -60,15 +68,19 @@ class SweepCallback(Callback):
         write_sweep(config.hydra.sweep.dir, sweep_id=sweep_id, parent_run_id=self.parent_run_id,
                     experiment_id=run.info.experiment_id)
         print(f"sweep {sweep_id}: parent run {self.parent_run_id} (experiment {run.info.experiment_id})")
+        global _open
+        _open = self
         atexit.register(self._end_if_open, "KILLED")
 
-    def _end_if_open(self, status: str) -> None:
+    def _end_if_open(self, status: str, reason: str | None = None) -> None:
         if not self.parent_run_id:
             return
         from mlflow import MlflowClient
 
         client = MlflowClient(self.tracking_uri)
         if client.get_run(self.parent_run_id).info.status == "RUNNING":
+            if reason:
+                client.set_tag(self.parent_run_id, "dspy_mlflow.error", reason[:5000])
             client.set_terminated(self.parent_run_id, status)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

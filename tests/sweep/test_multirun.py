@@ -68,3 +68,12 @@ def test_joblib_launcher_runs_jobs_in_processes_under_one_parent(cli, workdir):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(c.data.params["optimizer"] for c in children) == ["labeled_few_shot", "none"]
     assert parent.info.status == "FINISHED" and all(c.info.status == "FINISHED" for c in children)
+
+
+def test_sweep_hydra_cannot_compose_ends_its_parent_failed_with_the_reason(cli, workdir):
+    proc = cli(["-m", "model=offline,gpt5", *FAST], cwd=workdir)
+    assert proc.returncode == 1
+    line = "model='gpt5' is not allowed: one of claude_sonnet"
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {line}"), proc.stderr
+    _, runs, (parent,) = sweep_runs(workdir)
+    assert parent.info.status == "FAILED" and parent.data.tags["dspy_mlflow.error"].startswith(line)
