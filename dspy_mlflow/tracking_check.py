@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from dspy_mlflow.errors import ConfigError
 
@@ -25,3 +26,13 @@ def check_reachable(uri: str, key: str = "tracking.uri", timeout_s: float = 5.0)
         raise ConfigError(key, uri, f"a reachable MLflow tracking server ({reason}); start one with "
                                     "`mlflow server` or use tracking=local") from exc
     _checked.add(uri)
+
+
+def check_store_exists(uri: str, key: str = "--tracking-uri") -> None:
+    """Reading a sqlite store that is not there: a one-line ConfigError (MLflow would create an empty one)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///").split("?")[0]
+    if path and path != ":memory:" and not Path(path).exists():
+        raise ConfigError(key, uri, f"an existing MLflow store (there is no {Path(path).resolve()}); "
+                                    "run a job first, or pass --tracking-uri or set MLFLOW_TRACKING_URI")

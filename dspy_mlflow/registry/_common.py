@@ -55,7 +55,10 @@ def tracking_uri(uri: str | None = None) -> str:
 def client(uri: str | None = None) -> MlflowClient:
     from mlflow import MlflowClient
 
+    from dspy_mlflow.tracking_check import check_store_exists
+
     uri = tracking_uri(uri)
+    check_store_exists(uri)  # looking things up never creates an empty store
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

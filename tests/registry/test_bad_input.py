@@ -122,3 +122,15 @@ def test_cli_subprocess_reports_one_line(sqlite_uri, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "error: no registered model named 'no_such_model'"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["runs"], ["lineage", "sentiment"], ["promote", "sentiment", "1"],
+                                     ["rollback", "sentiment"]])
+def test_looking_at_a_store_that_is_not_there_creates_nothing(cli, tmp_path, command):
+    missing = tmp_path / "typo.db"
+    proc = cli([*command, "--tracking-uri", f"sqlite:///{missing}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --tracking-uri='sqlite:///") and str(missing) in lines[0]
+    assert "an existing MLflow store" in lines[0]
+    assert not missing.exists() and not (tmp_path / "mlflow.db").exists()
