@@ -59,9 +59,15 @@ def evaluate(
     raw_path: Path | None = None,
     keep_records: bool = False,
     progress: bool = True,
+    trace_sampling: float = 1.0,
 ) -> EvalResult:
-    """Run ``program`` on every example; score with ``metric``; stop when the budget is spent."""
+    """Run ``program`` on every example; score with ``metric``; stop when the budget is spent.
+
+    ``trace_sampling``: the share of examples MLflow's DSPy autolog traces (see trace_sampling.py).
+    """
     from tqdm.auto import tqdm
+
+    from dspy_mlflow.job.trace_sampling import tracing
 
     result = EvalResult(split=split)
     sink = open(raw_path, "a", encoding="utf-8") if raw_path else None  # noqa: SIM115
@@ -69,7 +75,7 @@ def evaluate(
 
     def one(index: int, example) -> dict[str, Any]:
         prediction, error, score = None, None, 0.0
-        with ledger.example() as usage:
+        with ledger.example() as usage, tracing(split, index, trace_sampling):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())

@@ -81,9 +81,31 @@ def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[
     if not log_model:
         return None
     # a custom provider (offline, mlx) re-registers itself wherever the pickle is loaded
-    with provider_restore(model_cfg):
+    with provider_restore(model_cfg), _no_requirement_mismatch_scan():
         return mlflow.dspy.log_model(program, name="program", input_example=input_example,
                                      pip_requirements=_requirements())
+
+
+@contextlib.contextmanager
+def _no_requirement_mismatch_scan():
+    """Skip MLflow's check that the requirements match this environment.
+
+    They are pinned from this very environment (``_requirements``), so the check cannot find a
+    mismatch, and its first call scans every installed distribution's file list (~1 s a process).
+    """
+    import mlflow.pyfunc
+    from mlflow.utils import environment
+
+    name = "warn_dependency_requirement_mismatches"
+    modules = [m for m in (environment, mlflow.pyfunc) if hasattr(m, name)]  # each imported it by name
+    saved = [getattr(m, name) for m in modules]
+    for module in modules:
+        setattr(module, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved, strict=True):
+            setattr(module, name, original)
 
 
 def _requirements() -> list[str]:

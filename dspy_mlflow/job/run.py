@@ -185,6 +185,8 @@ class _Job:
         self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
         self.logged_raw = False
+        # the share of evaluated examples traced (only matters when autolog put MLflow's callback in)
+        self.trace_sampling = float(conf["tracking"].get("trace_sampling", 1.0))
 
     # -- steps -------------------------------------------------------------
     def execute(self) -> None:
@@ -209,7 +211,8 @@ class _Job:
         lm = build_lm(model_cfg)
         dspy.configure(lm=lm, adapter=None)
         if conf["tracking"]["autolog"]:
-            _set_trace_sampling(float(conf["tracking"].get("trace_sampling", 1.0)))
+            # the job picks the traced examples (evaluate(trace_sampling=...)); MLflow keeps every trace
+            _set_trace_sampling(1.0)
             mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=True,
                                 log_compiles=False, log_evals=False, silent=True)
         else:
@@ -223,10 +226,11 @@ class _Job:
         program = self._initial_program()
         threads, progress = int(conf["eval"]["num_threads"]), bool(conf["eval"].get("progress", True))
         metric = self.project.metric
+        sampling = self.trace_sampling
 
         with self.ledger.in_phase("eval"):
             baseline = evaluate(program, dev, metric, ledger=self.ledger, split="dev_baseline",
-                                num_threads=threads, progress=progress, keep_records=True)
+                                num_threads=threads, progress=progress, keep_records=True, trace_sampling=sampling)
         self._metric("dev/baseline_score", baseline.score)
         self._check_provider_answers(baseline)
 
@@ -254,11 +258,14 @@ class _Job:
 
         with self.ledger.in_phase("eval"):
             dev_result = evaluate(compiled, dev, metric, ledger=self.ledger, split="dev",
-                                  num_threads=threads, progress=progress)
+                                  num_threads=threads, progress=progress, trace_sampling=sampling)
             self._metric("dev/score", dev_result.score)
             test_result = evaluate(compiled, test, metric, ledger=self.ledger, split="test",
-                                   num_threads=threads, raw_path=self.raw_path, progress=progress)
+                                   num_threads=threads, raw_path=self.raw_path, progress=progress,
+                                   trace_sampling=sampling)
         self._metric("test/score", test_result.score)
+        if conf["tracking"]["autolog"]:
+            mlflow.flush_trace_async_logging()  # the run's last traces are written before it ends
         self._metric("eval/duration_s", baseline.duration_s + dev_result.duration_s + test_result.duration_s)
         self._metric("eval/latency_p50_ms", test_result.percentile_ms(0.5))
         self._metric("eval/latency_p95_ms", test_result.percentile_ms(0.95))

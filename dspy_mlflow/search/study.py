@@ -176,7 +176,8 @@ class _Search:
                 if job.ledger.exceeded:
                     raise BudgetExceeded(job.ledger.total.cost_usd, job.ledger.max_cost_usd)
                 result = evaluate(compiled, self.devset, job.project.metric, ledger=job.ledger, split=f"trial{n}",
-                                  num_threads=int(conf["eval"]["num_threads"]), progress=False)
+                                  num_threads=int(conf["eval"]["num_threads"]), progress=False,
+                                  trace_sampling=job.trace_sampling)
             except BudgetExceeded as exc:
                 self.stop_error = exc
                 raise
