@@ -3,7 +3,9 @@ against the real constructor and ``compile()`` signatures."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -162,7 +164,10 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
         comp.setdefault("requires_permission_to_run", False)
     if name == "simba":
         ctor["bsize"] = min(int(ctor.get("bsize", 32)), len(trainset))
-    optimizer = cls(**ctor)
+    # DSPy prints its optimizers' notes and progress bars to stdout; they belong on stderr with the
+    # other progress, so stdout carries only the job's own lines (summary, leaderboard)
+    with contextlib.redirect_stdout(sys.stderr):
+        optimizer = cls(**ctor)
     compile_accepts, _ = _accepted(cls.compile, skip=set())
     if "valset" in compile_accepts and devset:
         comp.setdefault("valset", devset)
@@ -170,4 +175,5 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
         comp.setdefault("seed", seed)
     if name == "copro":
         comp.setdefault("eval_kwargs", {"num_threads": num_threads, "display_progress": False})
-    return optimizer.compile(program, trainset=trainset, **comp)
+    with contextlib.redirect_stdout(sys.stderr):
+        return optimizer.compile(program, trainset=trainset, **comp)

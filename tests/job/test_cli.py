@@ -118,3 +118,12 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
     assert len(raw.read_text().splitlines()) >= 2
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     assert "raw_outputs.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_optimizer_progress_goes_to_stderr_and_stdout_keeps_the_summary(cli, workdir):
+    proc = cli(["optimizer=bootstrap_random_search", "optimizer.num_candidate_programs=2", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Average Metric" in proc.stderr  # DSPy's own progress bar, on stderr
+    out = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert out[0].startswith("compiling with bootstrap_random_search") and "FINISHED" in out[-1]
+    assert "Average Metric" not in proc.stdout and "Going to sample" not in proc.stdout
