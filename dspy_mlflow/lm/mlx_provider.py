@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,7 @@ def _stops(stop: Any) -> list[str]:
     return [s for s in stop if s]
 
 
-def generate(
+def generate_stream(
     entry: LoadedModel,
     prompt_ids: list[int],
     *,
@@ -310,8 +310,10 @@ def generate(
     max_tokens: int | None = 256,
     stop: Any = None,
     seed: int | None = None,
-) -> Generation:
-    """Generate on a loaded model (serialized per model). Stop strings are cut and end generation."""
+) -> Iterator[tuple[str, int, str | None]]:
+    """Generate on a loaded model (serialized per model), yielding ``(new text, completion tokens so
+    far, finish reason)``; only the last item has a finish reason. A stop string is cut and ends
+    generation; text that could be the start of one is held back until it is known not to be."""
     import mlx.core as mx
     from mlx_lm import stream_generate
     from mlx_lm.sample_utils import make_sampler
@@ -319,13 +321,11 @@ def generate(
     temp = float(temperature or 0.0)
     sampler = make_sampler(temp=temp, top_p=float(top_p) if top_p is not None else 0.0)
     stops = _stops(stop)
-    longest = max((len(s) for s in stops), default=0)
+    hold = max((len(s) for s in stops), default=1) - 1
     limit = int(max_tokens) if max_tokens else 256
     prompt = mx.array(prompt_ids)
 
-    text = ""
-    tokens = 0
-    finish = "length"
+    text, sent, tokens, finish = "", 0, 0, "length"
     with entry.lock:
         if seed is not None:
             mx.random.seed(int(seed))
@@ -334,19 +334,40 @@ def generate(
         ):
             tokens = response.generation_tokens
             if response.text:
-                start = max(0, len(text) - longest + 1)
+                start = max(0, len(text) - hold)
                 text += response.text
-                if stops:
-                    hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
-                    if hits:
-                        text = text[: min(hits)]
-                        finish = "stop"
-                        break
+                hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
+                if hits:
+                    text = text[: min(hits)]
+                    finish = "stop"
+                    break
+                if len(text) - hold > sent:
+                    yield text[sent : len(text) - hold], tokens, None
+                    sent = len(text) - hold
             if response.finish_reason is not None:
                 finish = response.finish_reason
+    yield text[sent:], tokens, finish
+
+
+def generate(entry: LoadedModel, prompt_ids: list[int], **sampling: Any) -> Generation:
+    """The whole generation at once (see :func:`generate_stream` for the arguments)."""
+    pieces = list(generate_stream(entry, prompt_ids, **sampling))
+    _, tokens, finish = pieces[-1]
     return Generation(
-        text=text, prompt_tokens=len(prompt_ids), completion_tokens=tokens, finish_reason=finish
+        text="".join(p[0] for p in pieces), prompt_tokens=len(prompt_ids), completion_tokens=tokens,
+        finish_reason=finish or "length",
     )
+
+
+def _sampling(optional_params: Mapping) -> dict[str, Any]:
+    """LiteLLM's optional params as :func:`generate_stream` arguments."""
+    return {
+        "temperature": optional_params.get("temperature", 0.0),
+        "top_p": optional_params.get("top_p"),
+        "max_tokens": optional_params.get("max_tokens") or optional_params.get("max_completion_tokens"),
+        "stop": optional_params.get("stop"),
+        "seed": optional_params.get("seed"),
+    }
 
 
 # --------------------------------------------------------------------------- LiteLLM handler
@@ -365,19 +386,7 @@ def _make_handler_class():
             entry = get_model(model)
             prompt_ids = format_prompt(entry.tokenizer, messages)
             n = int(optional_params.get("n") or 1)
-            gens = [
-                generate(
-                    entry,
-                    prompt_ids,
-                    temperature=optional_params.get("temperature", 0.0),
-                    top_p=optional_params.get("top_p"),
-                    max_tokens=optional_params.get("max_tokens")
-                    or optional_params.get("max_completion_tokens"),
-                    stop=optional_params.get("stop"),
-                    seed=optional_params.get("seed"),
-                )
-                for _ in range(max(1, n))
-            ]
+            gens = [generate(entry, prompt_ids, **_sampling(optional_params)) for _ in range(max(1, n))]
             if model_response is None:
                 model_response = litellm.ModelResponse()
             model_response.choices = [
@@ -403,27 +412,46 @@ def _make_handler_class():
             return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
 
         def streaming(self, model, messages, *args, **kwargs):
-            # One chunk holding the whole answer: enough for callers that ask for stream=True.
-            response = self.completion(model, messages, *args, **kwargs)
-            choice = response.choices[0]
-            usage = response.usage
-            yield {
-                "text": choice.message.content or "",
-                "is_finished": True,
-                "finish_reason": choice.finish_reason,
-                "index": 0,
-                "tool_use": None,
-                "usage": {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            }
+            """One chunk per piece of text as mlx-lm generates it; the last carries the usage."""
+            entry = get_model(model)
+            prompt_ids = format_prompt(entry.tokenizer, messages)
+            sampling = _sampling(dict(kwargs.get("optional_params") or {}))
+            for piece, tokens, finish in generate_stream(entry, prompt_ids, **sampling):
+                last = finish is not None
+                yield {
+                    "text": piece,
+                    "is_finished": last,
+                    "finish_reason": finish or "",
+                    "index": 0,
+                    "tool_use": None,
+                    "usage": {
+                        "prompt_tokens": len(prompt_ids),
+                        "completion_tokens": tokens,
+                        "total_tokens": len(prompt_ids) + tokens,
+                    } if last else None,
+                }
 
         async def astreaming(self, model, messages, *args, **kwargs):
-            chunks = await asyncio.to_thread(lambda: list(self.streaming(model, messages, *args, **kwargs)))
-            for chunk in chunks:
-                yield chunk
+            """The sync stream, produced on a worker thread and handed over chunk by chunk."""
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue = asyncio.Queue()
+            done = object()
+
+            def produce() -> None:
+                try:
+                    for chunk in self.streaming(model, messages, *args, **kwargs):
+                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                except BaseException as exc:  # handed to the consumer, which raises it
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, done)
+
+            producer = loop.run_in_executor(None, produce)
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            await producer
 
     return MLXCustomLLM
 
