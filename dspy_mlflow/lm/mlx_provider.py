@@ -22,7 +22,9 @@ so a sweep over several local models does not hold them all in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -370,6 +372,35 @@ def _sampling(optional_params: Mapping) -> dict[str, Any]:
     }
 
 
+_END = object()
+
+
+def _produce(entry: LoadedModel, prompt_ids: list[int], sampling: dict, put, stop: threading.Event) -> None:
+    """Run :func:`generate_stream` on this thread, handing each piece (or the error) to ``put``,
+    then ``_END``. The model's lock is held only while generating, never while a reader waits, and
+    generation stops at the next piece once ``stop`` is set (the reader went away)."""
+    gen = generate_stream(entry, prompt_ids, **sampling)
+    try:
+        for item in gen:
+            if stop.is_set():
+                break
+            put(item)
+    except BaseException as exc:  # the reader raises it
+        put(exc)
+    finally:
+        gen.close()
+        put(_END)
+
+
+def _chunk(piece: str, tokens: int, finish: str | None, prompt_tokens: int) -> dict[str, Any]:
+    """A LiteLLM GenericStreamingChunk; the last one carries the finish reason and the usage."""
+    usage = None
+    if finish is not None:
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens + tokens}
+    return {"text": piece, "is_finished": finish is not None, "finish_reason": finish or "", "index": 0,
+            "tool_use": None, "usage": usage}
+
+
 # --------------------------------------------------------------------------- LiteLLM handler
 
 
@@ -412,46 +443,43 @@ def _make_handler_class():
             return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
 
         def streaming(self, model, messages, *args, **kwargs):
-            """One chunk per piece of text as mlx-lm generates it; the last carries the usage."""
+            """A chunk per piece of text as mlx-lm generates it (on a worker thread)."""
             entry = get_model(model)
             prompt_ids = format_prompt(entry.tokenizer, messages)
-            sampling = _sampling(dict(kwargs.get("optional_params") or {}))
-            for piece, tokens, finish in generate_stream(entry, prompt_ids, **sampling):
-                last = finish is not None
-                yield {
-                    "text": piece,
-                    "is_finished": last,
-                    "finish_reason": finish or "",
-                    "index": 0,
-                    "tool_use": None,
-                    "usage": {
-                        "prompt_tokens": len(prompt_ids),
-                        "completion_tokens": tokens,
-                        "total_tokens": len(prompt_ids) + tokens,
-                    } if last else None,
-                }
+            pieces: queue.SimpleQueue = queue.SimpleQueue()
+            stop = threading.Event()
+            work = (entry, prompt_ids, _sampling(dict(kwargs.get("optional_params") or {})), pieces.put, stop)
+            threading.Thread(target=_produce, args=work, daemon=True, name="mlx-stream").start()
+            try:
+                while (item := pieces.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield _chunk(*item, len(prompt_ids))
+            finally:
+                stop.set()  # a reader that stops early ends the generation
 
         async def astreaming(self, model, messages, *args, **kwargs):
-            """The sync stream, produced on a worker thread and handed over chunk by chunk."""
+            """The same, handed to the event loop chunk by chunk."""
+            entry = get_model(model)
+            prompt_ids = format_prompt(entry.tokenizer, messages)
             loop = asyncio.get_running_loop()
-            queue: asyncio.Queue = asyncio.Queue()
-            done = object()
+            pieces: asyncio.Queue = asyncio.Queue()
+            stop = threading.Event()
 
-            def produce() -> None:
-                try:
-                    for chunk in self.streaming(model, messages, *args, **kwargs):
-                        loop.call_soon_threadsafe(queue.put_nowait, chunk)
-                except BaseException as exc:  # handed to the consumer, which raises it
-                    loop.call_soon_threadsafe(queue.put_nowait, exc)
-                finally:
-                    loop.call_soon_threadsafe(queue.put_nowait, done)
+            def put(item) -> None:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody is reading
+                    loop.call_soon_threadsafe(pieces.put_nowait, item)
 
-            producer = loop.run_in_executor(None, produce)
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-            await producer
+            sampling = _sampling(dict(kwargs.get("optional_params") or {}))
+            producer = loop.run_in_executor(None, _produce, entry, prompt_ids, sampling, put, stop)
+            try:
+                while (item := await pieces.get()) is not _END:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield _chunk(*item, len(prompt_ids))
+                await producer
+            finally:
+                stop.set()
 
     return MLXCustomLLM
 

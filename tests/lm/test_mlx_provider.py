@@ -299,3 +299,16 @@ def test_coexists_with_offline_provider(mlx_registered):
         assert r.usage.prompt_tokens > 0
     finally:
         litellm.custom_provider_map = saved
+
+
+def test_a_stream_read_in_part_does_not_hold_the_model(mlx_registered):
+    """The reader stops after one chunk and keeps the stream: the model is free for the next call."""
+    import litellm
+
+    stream = litellm.completion(model=_model(mlx_registered), messages=MSGS, max_tokens=64, temperature=0.0,
+                                stream=True)
+    next(iter(stream))
+    # a call on the same model while that stream is open, from this very thread, finishes
+    done = litellm.completion(model=_model(mlx_registered), messages=MSGS, max_tokens=4, temperature=0.0)
+    assert done.usage.completion_tokens > 0
+    stream.completion_stream.close()  # the reader goes away: generation stops at the next piece
