@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     # Hydra raises its errors instead of printing them over several lines: we print one line.
     # A user who sets HYDRA_FULL_ERROR gets Hydra's own report.
     hydra_reports = "HYDRA_FULL_ERROR" in os.environ
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    if not hydra_reports:
+        os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
     except KeyboardInterrupt as exc:
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail_open_sweep(line)
         print(f"error: {line}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        if not hydra_reports:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
 
 
 def _fail_open_sweep(reason: str) -> None:

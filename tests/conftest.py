@@ -29,7 +29,8 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
     """``python -m dspy_mlflow ARGS`` in a subprocess, as a user would type it."""
     # mlflow.set_tracking_uri() in an in-process test exports MLFLOW_TRACKING_URI: do not inherit it
     # (set_registry_uri likewise): a subprocess starts from no MLflow variables but the log level
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") or k == "MLFLOW_LOGGING_LEVEL"}
+    inherited = {k: v for k, v in os.environ.items()
+                 if (not k.startswith("MLFLOW_") or k == "MLFLOW_LOGGING_LEVEL") and k != "HYDRA_FULL_ERROR"}
     # a DSPy cache of the working directory's own: no cache hits from other tests
     full_env = {**inherited, "DSPY_CACHEDIR": str(Path(cwd) / ".dspy_cache"), **(env or {})}
     return subprocess.run([sys.executable, "-m", "dspy_mlflow", *args], cwd=cwd, env=full_env,
@@ -38,7 +39,7 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
 
 @pytest.fixture(autouse=True)
 def _mlflow_settings_do_not_leak():
-    """A test that sets MLflow's URIs (a job does) or other MLFLOW_* variables leaves no trace for the next."""
+    """MLflow URIs and MLFLOW_* variables a test sets (a job sets the URIs) are reset for the next test."""
     saved = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
     yield
     if "mlflow" in sys.modules:
