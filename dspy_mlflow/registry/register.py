@@ -36,15 +36,18 @@ def _get(cfg: Mapping, dotted: str, default: Any = None) -> Any:
 
 
 def semver_of_last(versions: list[ModelVersion]) -> tuple[str, str]:
-    """(semver, reason) of the last of ``versions`` (oldest first), replayed from the first.
+    """(semver, reason) of the last of ``versions`` (oldest first).
 
-    The replay reads only the signature_hash and optimizer tags, which a version gets when it is
-    created, so jobs registering in parallel get distinct semvers even before the other job has
-    written its own semver tag.
+    It continues from the newest earlier version that has a semver tag, replaying the versions
+    after it from their signature_hash and optimizer tags, which a version gets when it is
+    created. So jobs registering in parallel get distinct semvers even before the other job has
+    written its own semver tag, and a deleted version does not make a semver repeat.
     """
-    major, minor, patch = 1, 0, 0
+    last = len(versions) - 1
+    anchor = next((i for i in range(last - 1, -1, -1) if _semver(versions[i]) is not None), 0)
+    major, minor, patch = (_semver(versions[anchor]) if anchor < last else None) or (1, 0, 0)
     reason = "first version"
-    for previous, version in itertools.pairwise(versions):
+    for previous, version in itertools.pairwise(versions[anchor:]):
         optimizer = version.tags.get(C.TAG_OPTIMIZER, "none")
         if previous.tags.get(C.TAG_SIGNATURE_HASH) != version.tags.get(C.TAG_SIGNATURE_HASH):
             major, minor, patch = major + 1, 0, 0
@@ -56,6 +59,13 @@ def semver_of_last(versions: list[ModelVersion]) -> tuple[str, str]:
             patch += 1
             reason = "patch: same signature, no new optimization"
     return f"{major}.{minor}.{patch}", reason
+
+
+def _semver(version: ModelVersion) -> tuple[int, int, int] | None:
+    parts = version.tags.get(C.TAG_SEMVER, "").split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def resolve_parent(uri_or_version: str, name: str) -> ModelVersion:

@@ -127,6 +127,10 @@ def test_semver_counts_a_version_another_job_has_not_tagged_yet(sqlite_store, mo
                            tags={"signature_hash": v1.tags["signature_hash"], "optimizer": "labeled_few_shot"})
     v3, _, _ = job(model_name, examples, optimizer="labeled_few_shot", k=2)
     assert str(v3.version) == "3" and v3.tags["semver"] == "1.2.0"
+    # a deleted version does not make the next semver repeat an existing one
+    c.delete_model_version(model_name, "2")
+    v4, _, _ = job(model_name, examples, optimizer="labeled_few_shot", k=3)
+    assert v4.tags["semver"] == "1.3.0"
 
 
 def test_promote_hides_stage_deprecation_but_keeps_other_warnings(sqlite_store, model_name, examples):
