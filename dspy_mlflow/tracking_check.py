@@ -30,9 +30,14 @@ def check_reachable(uri: str, key: str = "tracking.uri", timeout_s: float = 5.0)
 
 def check_store_exists(uri: str, key: str = "--tracking-uri") -> None:
     """Reading a sqlite store that is not there: a one-line ConfigError (MLflow would create an empty one)."""
-    if not uri.startswith("sqlite:///"):
+    if not uri.startswith("sqlite"):
         return
-    path = uri.removeprefix("sqlite:///").split("?")[0]
-    if path and path != ":memory:" and not Path(path).exists():
-        raise ConfigError(key, uri, f"an existing MLflow store (there is no {Path(path).resolve()}); "
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or url.query.get("uri") == "true":
+        return
+    if not Path(database).exists():
+        raise ConfigError(key, uri, f"an existing MLflow store (there is no {Path(database).resolve()}); "
                                     "run a job first, or pass --tracking-uri or set MLFLOW_TRACKING_URI")
