@@ -75,7 +75,7 @@ def evaluate(
 
     def one(index: int, example) -> dict[str, Any]:
         prediction, error, score = None, None, 0.0
-        with ledger.example() as usage, tracing(split, index, trace_sampling):
+        with ledger.example() as usage, tracing(example, trace_sampling):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())

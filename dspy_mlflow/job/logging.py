@@ -6,6 +6,7 @@ import contextlib
 import json
 import random
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def log_splits(project_name: str, splits: dict[str, list]) -> None:
     _log_inputs_retrying(datasets, list(splits))
 
 
-_DUPLICATE_ROW = re.compile(r"UNIQUE constraint|duplicate key|Duplicate entry|IntegrityError", re.IGNORECASE)
+_DUPLICATE_ROW = re.compile(r"UNIQUE constraint|duplicate key|Duplicate entry", re.IGNORECASE)
 
 
 def _log_inputs_retrying(datasets: list, contexts: list[str], attempts: int = 5) -> None:
@@ -98,14 +99,18 @@ def _no_requirement_mismatch_scan():
 
     name = "warn_dependency_requirement_mismatches"
     modules = [m for m in (environment, mlflow.pyfunc) if hasattr(m, name)]  # each imported it by name
-    saved = [getattr(m, name) for m in modules]
-    for module in modules:
-        setattr(module, name, lambda requirements: None)
-    try:
-        yield
-    finally:
-        for module, original in zip(modules, saved, strict=True):
-            setattr(module, name, original)
+    with _PATCH_LOCK:  # jobs logging in parallel threads restore the originals in turn
+        saved = [getattr(m, name) for m in modules]
+        for module in modules:
+            setattr(module, name, lambda requirements: None)
+        try:
+            yield
+        finally:
+            for module, original in zip(modules, saved, strict=True):
+                setattr(module, name, original)
+
+
+_PATCH_LOCK = threading.Lock()
 
 
 def _requirements() -> list[str]:

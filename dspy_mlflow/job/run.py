@@ -120,6 +120,9 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         try:
             job.log_partial()
             mlflow.set_tag(f"{TAG}.error", reason[:5000])
+            if conf["tracking"]["autolog"]:
+                with contextlib.suppress(Exception):
+                    mlflow.flush_trace_async_logging()  # the traces so far belong to the ended run
         finally:
             mlflow.end_run(status)
         if isinstance(exc, (DspyMlflowError, KeyboardInterrupt)):  # Ctrl-C stops a sweep too
@@ -185,8 +188,9 @@ class _Job:
         self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
         self.logged_raw = False
-        # the share of evaluated examples traced (only matters when autolog put MLflow's callback in)
-        self.trace_sampling = float(conf["tracking"].get("trace_sampling", 1.0))
+        # the share of evaluated examples traced; without autolog there is nothing to leave out
+        tracking = conf["tracking"]
+        self.trace_sampling = float(tracking.get("trace_sampling", 1.0)) if tracking["autolog"] else 1.0
 
     # -- steps -------------------------------------------------------------
     def execute(self) -> None:

@@ -59,3 +59,32 @@ def test_jobs_starting_together_all_log_their_splits_once_each(tmp_path):
             # one dataset row per split, shared by all runs of the experiment
             datasets = {(i.dataset.name, i.dataset.digest) for r in runs for i in client.get_run(r).inputs.dataset_inputs}
             assert len(datasets) == len(SPLITS)
+
+
+def test_only_a_duplicate_row_is_retried(monkeypatch):
+    """The retry rule on its own: MLflow's log_inputs is replaced by a stand-in that fails as told
+    (the real race is exercised above, but cannot be made to happen on demand)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from dspy_mlflow.job import logging as job_logging
+
+    calls = []
+
+    def failing(message, times):
+        def log_inputs(**kwargs):
+            calls.append(kwargs)
+            if len(calls) <= times:
+                raise MlflowException(message)
+        return log_inputs
+
+    monkeypatch.setattr(job_logging.time, "sleep", lambda s: None)
+    monkeypatch.setattr(mlflow, "log_inputs", failing("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets", 2))
+    job_logging._log_inputs_retrying(["d"], ["train"])
+    assert len(calls) == 3
+
+    calls.clear()
+    monkeypatch.setattr(mlflow, "log_inputs", failing("(sqlite3.IntegrityError) NOT NULL constraint failed", 1))
+    with pytest.raises(MlflowException, match="NOT NULL"):
+        job_logging._log_inputs_retrying(["d"], ["train"])
+    assert len(calls) == 1
