@@ -110,6 +110,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         mlflow.log_params(params_of(conf, exclude=_searched_params(conf)))
         mlflow.log_dict(conf, "config.yaml")
         job.execute()
+        _flush_traces(conf)
         mlflow.end_run("FINISHED")
         mlflow.clear_active_model()
         return JobResult(run_id, "FINISHED", metrics, optimizer=job.resolved_optimizer,
@@ -120,9 +121,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         try:
             job.log_partial()
             mlflow.set_tag(f"{TAG}.error", reason[:5000])
-            if conf["tracking"]["autolog"]:
-                with contextlib.suppress(Exception):
-                    mlflow.flush_trace_async_logging()  # the traces so far belong to the ended run
+            _flush_traces(conf)
         finally:
             mlflow.end_run(status)
         if isinstance(exc, (DspyMlflowError, KeyboardInterrupt)):  # Ctrl-C stops a sweep too
@@ -133,6 +132,16 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         from dspy_mlflow.lm import ledger as ledger_mod
 
         ledger_mod.activate(None)  # LM calls after the job (a loaded program) are not the job's
+
+
+def _flush_traces(conf: dict) -> None:
+    """Write the run's pending traces before it ends: MLflow logs them asynchronously, and the
+    last ones would otherwise stay IN_PROGRESS, unlinked from the run, until the queue moves."""
+    if conf["tracking"]["autolog"]:
+        import mlflow
+
+        with contextlib.suppress(Exception):  # a trace that cannot be written does not fail the job
+            mlflow.flush_trace_async_logging()
 
 
 def _resolve_init_from(conf: dict, project_name: str) -> str | None:
@@ -268,8 +277,6 @@ class _Job:
                                    num_threads=threads, raw_path=self.raw_path, progress=progress,
                                    trace_sampling=sampling)
         self._metric("test/score", test_result.score)
-        if conf["tracking"]["autolog"]:
-            mlflow.flush_trace_async_logging()  # the run's last traces are written before it ends
         self._metric("eval/duration_s", baseline.duration_s + dev_result.duration_s + test_result.duration_s)
         self._metric("eval/latency_p50_ms", test_result.percentile_ms(0.5))
         self._metric("eval/latency_p95_ms", test_result.percentile_ms(0.95))
