@@ -4,7 +4,7 @@ Each version carries tags a person can choose by (model, optimizer, strategy, pr
 test/score, dev/score, cost/total_usd, config_hash, signature_hash, source_run, semver,
 parent) and a description that says the same in words.
 
-Semantic version, from the version before (replayed from version 1, see semver_of_last):
+Semantic version, from the version before (see semver_of_last for parallel and deleted versions):
   major  the DSPy signature changed (signature_hash differs), or the first version (1.0.0)
   minor  a new optimization of the same signature (optimizer is not "none")
   patch  anything else (same signature, no optimizer: a new strategy, model or data)
