@@ -25,7 +25,9 @@ def _summary(result) -> str:
         f"dev/baseline={m.get('dev/baseline_score', 0):.3f} dev={m.get('dev/score', 0):.3f} "
         f"test={m.get('test/score', 0):.3f} | tokens in/out {int(m.get('eval/tokens_in', 0) + m.get('compile/tokens_in', 0))}"
         f"/{int(m.get('eval/tokens_out', 0) + m.get('compile/tokens_out', 0))} "
-        f"cost ${m.get('cost/total_usd', 0):.4f} | lm calls {int(m.get('lm/calls', 0))}"
+        f"cost ${m.get('cost/total_usd', 0):.4f} (list ${m.get('cost/list_usd', 0):.4f}) | "
+        f"lm calls {int(m.get('lm/calls', 0))}, cache hits "
+        f"{int(m.get('eval/cache_hits', 0) + m.get('compile/cache_hits', 0))}"
         + (f" | registered version {result.model_version}" if result.model_version else "")
     )
 

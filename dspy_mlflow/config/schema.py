@@ -52,7 +52,7 @@ class SplitConfig:
 
 @dataclass
 class ProjectConfig:
-    name: str = MISSING
+    name: Optional[str] = None  # default: from the module (projects.sentiment -> sentiment, my_task.py -> my_task)
     module: str = MISSING
     split: SplitConfig = field(default_factory=SplitConfig)
 
@@ -66,6 +66,12 @@ class TrackingConfig:
     trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; tracing costs ~15 ms each)
     log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
     rerun: bool = False  # run again even if an identical config already FINISHED
+
+
+@dataclass
+class CacheConfig:
+    dir: Optional[str] = None  # default: lm_cache/ beside a sqlite or file store (see tracking/lm_cache.py)
+    mode: str = "on"  # on | read_only | off
 
 
 @dataclass
@@ -99,6 +105,7 @@ class RootConfig:
     search: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     program: ProgramConfig = field(default_factory=ProgramConfig)

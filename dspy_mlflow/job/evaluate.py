@@ -94,6 +94,7 @@ def evaluate(
             "tokens_in": usage.tokens_in,
             "tokens_out": usage.tokens_out,
             "cost_usd": usage.cost_usd,
+            "list_cost_usd": usage.list_cost_usd,
             "cache_hits": usage.cache_hits,
             "error": error,
         }

@@ -68,10 +68,16 @@ def log_raw_outputs(raw_path: Path) -> None:
         mlflow.log_table(table, artifact_file="raw_outputs_table.json")
 
 
-def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[str, Any] | None,
+def log_program(program, workdir: Path, *, log_model: bool, example: tuple[dict, dict] | None,
                 model_cfg: dict[str, Any]):
-    """program/program.json (DSPy state) and the pickled program as MLflow model ``program``."""
+    """program/program.json (DSPy state) and the pickled program as MLflow model ``program``.
+
+    The model's signature comes from ``example`` (inputs, outputs of a test example already answered),
+    and no input example is logged: MLflow would call the program (and so the LM) to infer the
+    one and validate the other, outside every counted phase.
+    """
     import mlflow
+    from mlflow.models import infer_signature
 
     from dspy_mlflow.registry.serving import provider_restore
 
@@ -83,7 +89,8 @@ def log_program(program, workdir: Path, *, log_model: bool, input_example: dict[
         return None
     # a custom provider (offline, mlx) re-registers itself wherever the pickle is loaded
     with provider_restore(model_cfg), _no_requirement_mismatch_scan():
-        return mlflow.dspy.log_model(program, name="program", input_example=input_example,
+        signature = infer_signature(*example) if example else None
+        return mlflow.dspy.log_model(program, name="program", signature=signature,
                                      pip_requirements=_requirements())
 
 

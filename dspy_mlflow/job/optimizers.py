@@ -144,8 +144,10 @@ def gepa_metric(metric: Callable) -> Callable:
     return wrapped
 
 
-def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devset, lm, num_threads, seed):
-    """Run the optimizer named by ``entry`` on ``program``; returns the compiled program."""
+def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devset, lm, num_threads, seed,
+                    progress=None):
+    """Run the optimizer named by ``entry`` on ``program``; returns the compiled program.
+    ``progress``: a :class:`~dspy_mlflow.job.progress.GepaProgress` that GEPA reports to."""
     name = entry["name"]
     if name == "none":
         return program
@@ -159,6 +161,10 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
     if name == "gepa":
         ctor.setdefault("reflection_lm", lm)
         ctor.setdefault("seed", seed)
+        if progress is not None:
+            kwargs = dict(ctor.get("gepa_kwargs") or {})
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), progress]
+            ctor["gepa_kwargs"] = kwargs
     if name == "mipro_v2":
         ctor.setdefault("seed", seed)
         comp.setdefault("requires_permission_to_run", False)

@@ -49,15 +49,42 @@ def _plain_cfg(cfg) -> dict[str, Any]:
     return json.loads(json.dumps(cfg, default=str))
 
 
-def find_finished(experiment_id: str, cfg_hash: str):
+IDENTITY = ("config", "data", "code")
+
+
+def find_finished(experiment_id: str, hashes: dict[str, str]):
+    """The newest FINISHED run with this config hash, and which parts of its identity match."""
     import mlflow
 
     runs = mlflow.search_runs(
         experiment_ids=[experiment_id],
-        filter_string=f"tags.`{TAG}.config_hash` = '{cfg_hash}' and attributes.status = 'FINISHED'",
-        max_results=1, output_format="list",
+        filter_string=f"tags.`{TAG}.config_hash` = '{hashes['config']}' and attributes.status = 'FINISHED'",
+        max_results=20, output_format="list", order_by=["attributes.start_time DESC"],
     )
-    return runs[0] if runs else None
+    for run in runs:
+        if all(run.data.tags.get(f"{TAG}.{part}_hash") == hashes[part] for part in IDENTITY):
+            return run, []
+    if not runs:
+        return None, []
+    latest = runs[0]
+    return None, [part for part in IDENTITY if latest.data.tags.get(f"{TAG}.{part}_hash") != hashes[part]]
+
+
+def _identity(conf: dict, project) -> dict[str, str]:
+    from dspy_mlflow.project_loader import signature_hash
+    from dspy_mlflow.tracking.identity import code_hash, config_hash, data_hash
+
+    return {"config": config_hash(conf), "data": data_hash(project.load_examples()),
+            "code": code_hash(project.source, signature_hash(project.signature))}
+
+
+def _name_project(conf: dict, project) -> None:
+    """The config names the project as loaded: its name (from the module when not given) and an
+    absolute module path, so the logged config loads from any directory."""
+    conf["project"]["name"] = project.name
+    module = str(conf["project"]["module"])
+    if module.endswith(".py"):
+        conf["project"]["module"] = project.source
 
 
 def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None = None) -> JobResult:
@@ -68,35 +95,47 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     quiet_environment()
     conf = _plain_cfg(cfg)
     validate(conf)  # ConfigError before anything runs
+    from dspy_mlflow.tracking import lm_cache
+
+    lm_cache.check_section(conf["cache"])
     from dspy_mlflow.tracking_check import check_reachable
 
     check_reachable(str(conf["tracking"]["uri"]))
     from dspy_mlflow.project_loader import load_project
 
     project = load_project(conf["project"])
+    _name_project(conf, project)
 
     import mlflow
 
     quiet_libraries()
 
-    from dspy_mlflow.job.identity import config_hash, params_of
+    from dspy_mlflow.tracking.identity import params_of
 
     workdir = Path(output_dir or ".").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
     mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
     experiment = _experiment(conf, sweep)
-    cfg_hash = config_hash(conf)
+    hashes = _identity(conf, project)
     launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
-    if not (conf["tracking"]["rerun"] or launched_by_mlflow_run) and (
-            previous := find_finished(experiment.experiment_id, cfg_hash)):
-        print(f"skipped: identical config already FINISHED as run {previous.info.run_id} "
-              f"(set tracking.rerun=true to run again)")
-        return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),
-                         optimizer=previous.data.params.get("optimizer.resolved"))
+    if not (conf["tracking"]["rerun"] or launched_by_mlflow_run):
+        previous, changed = find_finished(experiment.experiment_id, hashes)
+        if previous is not None:
+            print(f"skipped: config, data and code identical to FINISHED run {previous.info.run_id} "
+                  f"(config {hashes['config']}, data {hashes['data']}, code {hashes['code']}; "
+                  f"set tracking.rerun=true to run again)")
+            return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),
+                             optimizer=previous.data.params.get("optimizer.resolved"))
+        if changed:
+            print(f"running: the config matches a FINISHED run, but its {' and '.join(changed)} changed")
+    mode, cache_dir = lm_cache.resolve(conf["cache"], str(conf["tracking"]["uri"]))
+    if not conf["model"].get("cache", True):
+        mode, cache_dir = "off", None
+    conf["cache"] = {"dir": str(cache_dir) if cache_dir else None, "mode": mode}
 
     parent = _resolve_init_from(conf, project.name)  # a bad reference fails before any run exists
-    tags = {f"{TAG}.config_hash": cfg_hash, f"{TAG}.project": project.name}
+    tags = {f"{TAG}.{part}_hash": value for part, value in hashes.items()} | {f"{TAG}.project": project.name}
     if sweep:
         tags[f"{TAG}.sweep_id"] = sweep.sweep_id
     run_name = conf["tracking"].get("run_name") or "-".join(
@@ -178,6 +217,10 @@ def _set_trace_sampling(ratio: float) -> None:
         reset()
 
 
+def _state_of(program) -> str:
+    return json.dumps(program.dump_state(), sort_keys=True, default=str)
+
+
 class JobFailed(DspyMlflowError):
     def __init__(self, message: str, run_id: str):
         super().__init__(message)
@@ -209,10 +252,12 @@ class _Job:
         from dspy_mlflow.job.evaluate import evaluate
         from dspy_mlflow.job.logging import log_splits
         from dspy_mlflow.job.optimizers import auto_entry, compile_program
+        from dspy_mlflow.job.progress import GepaProgress, log_progress
         from dspy_mlflow.job.splits import split_examples
         from dspy_mlflow.lm import ledger as ledger_mod
         from dspy_mlflow.lm.pricing import resolve_price
         from dspy_mlflow.lm.providers import build_lm
+        from dspy_mlflow.tracking import lm_cache
 
         conf = self.conf
         model_cfg = self.model_cfg = self._preflight()
@@ -221,7 +266,9 @@ class _Job:
                            "pricing.output_per_1m": price.output_per_1m, "pricing.source": price.source})
         self.ledger = ledger_mod.Ledger(price=price, max_cost_usd=conf["budget"]["max_cost_usd"])
         ledger_mod.activate(self.ledger)
-        lm = build_lm(model_cfg)
+        cache = conf["cache"]
+        lm_cache.install(cache["mode"], Path(cache["dir"]) if cache["dir"] else None)
+        lm = build_lm({**model_cfg, "cache": cache["mode"] != "off"})
         dspy.configure(lm=lm, adapter=None)
         if conf["tracking"]["autolog"]:
             # the job picks the traced examples (evaluate(trace_sampling=...)); MLflow keeps every trace
@@ -263,9 +310,13 @@ class _Job:
                 compiled = search_compile(self, entry, program, trainset=train, devset=dev, lm=lm)
                 self._log_chosen_hyperparameters()
             else:
+                progress = GepaProgress() if entry["name"] == "gepa" else None
                 compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
-                                           num_threads=threads, seed=int(conf["seed"]))
+                                           num_threads=threads, seed=int(conf["seed"]), progress=progress)
+                self.metrics.update(log_progress(progress))
         self._metric("compile/duration_s", time.perf_counter() - t0)
+        if entry["name"] != "none":
+            self._warn_if_unchanged(program, compiled, entry["name"])
         if self.ledger.exceeded:
             raise BudgetExceeded(self.ledger.total.cost_usd, self.ledger.max_cost_usd)
 
@@ -283,7 +334,7 @@ class _Job:
         self._metric("eval/errors", test_result.errors)
         self._log_usage(n_test=len(test))
         self._log_raw()
-        self._log_and_register(compiled, test[0].inputs().toDict() if test else None)
+        self._log_and_register(compiled, self._model_example(test))
 
     def _preflight(self) -> dict:
         import mlflow
@@ -308,6 +359,30 @@ class _Job:
         if tags:
             mlflow.set_tags(tags)
         return model_cfg
+
+    def _model_example(self, test) -> tuple[dict, dict] | None:
+        """(inputs, outputs) of the first test example: the logged model's signature and input
+        example, so logging the model calls no LM."""
+        if not test:
+            return None
+        rows = self.raw_path.read_text(encoding="utf-8").splitlines() if self.raw_path.exists() else []
+        outputs = next((r["prediction"] for r in map(json.loads, rows) if r["index"] == 0), None)
+        fields = list(self.project.signature.output_fields)
+        return test[0].inputs().toDict(), outputs or {name: "" for name in fields}
+
+    def _warn_if_unchanged(self, before, after, optimizer: str) -> None:
+        """A compile that changed nothing (no demos, no instructions) ran in vain: say so."""
+        import mlflow
+
+        if _state_of(before) != _state_of(after):
+            return
+        warning = (f"optimizer={optimizer} changed nothing: the compiled program has the same demos and "
+                   f"instructions as the one it started from")
+        if "compile/candidates_proposed" in self.metrics:
+            warning += (f" ({int(self.metrics['compile/candidates_proposed'])} candidates proposed, "
+                        f"{int(self.metrics['compile/candidates_accepted'])} accepted)")
+        print(f"warning: {warning}")
+        mlflow.set_tag(f"{TAG}.warning", warning)
 
     def _initial_program(self):
         if not self.parent:
@@ -345,6 +420,13 @@ class _Job:
         self.metrics[key] = float(value)
         mlflow.log_metric(key, float(value))
 
+    def _metrics(self, values: dict[str, float]) -> None:
+        import mlflow
+
+        values = {key: float(value) for key, value in values.items()}
+        self.metrics.update(values)
+        mlflow.log_metrics(values)
+
     def _log_usage(self, n_test: int) -> None:
         from dspy_mlflow.lm.ledger import Usage
 
@@ -358,13 +440,17 @@ class _Job:
             "compile/tokens_in": co.tokens_in, "compile/tokens_out": co.tokens_out,
             "eval/cost_usd": ev.cost_usd, "compile/cost_usd": co.cost_usd,
             "cost/total_usd": total.cost_usd,
+            "eval/list_tokens_in": ev.list_tokens_in, "eval/list_tokens_out": ev.list_tokens_out,
+            "compile/list_tokens_in": co.list_tokens_in, "compile/list_tokens_out": co.list_tokens_out,
+            "eval/list_cost_usd": ev.list_cost_usd, "compile/list_cost_usd": co.list_cost_usd,
+            "cost/list_usd": total.list_cost_usd,
             "eval/cache_hits": ev.cache_hits, "compile/cache_hits": co.cache_hits,
-            "lm/calls": total.calls, "lm/errors": total.errors,
+            "lm/calls": total.calls, "lm/errors": total.errors, "lm/retries": total.retries,
+            "lm/usage_estimated": total.estimated,
         }
         test_cost = self._test_cost()
         values["cost/usd_per_example"] = test_cost / n_test if n_test else 0.0
-        for key, value in values.items():
-            self._metric(key, value)
+        self._metrics(values)
 
     def _test_cost(self) -> float:
         if not self.raw_path.exists():
@@ -379,13 +465,13 @@ class _Job:
             self.logged_raw = True
             log_raw_outputs(self.raw_path)
 
-    def _log_and_register(self, program, input_example) -> None:
+    def _log_and_register(self, program, example: tuple[dict, dict] | None) -> None:
         import mlflow
 
         from dspy_mlflow.job.logging import log_program
 
         info = log_program(program, self.workdir, log_model=bool(self.conf["tracking"]["log_model"]),
-                           input_example=input_example, model_cfg=self.model_cfg)
+                           example=example, model_cfg=self.model_cfg)
         registry = self.conf["registry"]
         if info is None or not registry.get("register"):
             return

@@ -1,10 +1,13 @@
 """``TrackedLM``: a ``dspy.LM`` that feeds the job's ledger and keeps keys out of pickles.
 
-Every call checks the budget first; every finished call reports its usage
-(cache hits report none) to the active :mod:`~dspy_mlflow.lm.ledger`. The API
-key is read from the environment variable the config names; it is dropped when
-the LM is pickled (``mlflow.dspy.log_model``) and read again when unpickled.
-A custom provider re-registers itself there through
+Every call checks the budget first and is booked in the active
+:mod:`~dspy_mlflow.lm.ledger` once it ends: a provider answer with its usage
+(LiteLLM's token counter when the response carried none, marked estimated), a
+cache hit (recognised by the cache's own flag, priced at list from the usage
+it originally carried), or a failure; with the failed attempts DSPy retried.
+The API key is read from the environment variable the config names; it is
+dropped when the LM is pickled (``mlflow.dspy.log_model``) and read again when
+unpickled. A custom provider re-registers itself there through
 :class:`dspy_mlflow.registry.serving.ProviderRestore`, pickled with the model.
 """
 
@@ -14,7 +17,9 @@ import os
 
 import dspy
 
+from dspy_mlflow.lm import call_note
 from dspy_mlflow.lm import ledger as ledger_mod
+from dspy_mlflow.lm.ledger import Call
 
 
 class TrackedLM(dspy.LM):
@@ -28,30 +33,42 @@ class TrackedLM(dspy.LM):
         ledger = ledger_mod.current()
         if ledger is not None:
             ledger.check_budget()
-        try:
-            return super().__call__(prompt, messages=messages, **kwargs)
-        except Exception:
-            if ledger is not None:
-                ledger.record(None, cache_hit=False, error=True)
-            raise
+        with call_note.opened() as note:
+            try:
+                return super().__call__(prompt, messages=messages, **kwargs)
+            except Exception:
+                if ledger is not None:
+                    ledger.record(Call(error=True, retries=note.retries))
+                raise
 
     async def acall(self, prompt=None, *, messages=None, **kwargs):
         ledger = ledger_mod.current()
         if ledger is not None:
             ledger.check_budget()
-        try:
-            return await super().acall(prompt, messages=messages, **kwargs)
-        except Exception:
-            if ledger is not None:
-                ledger.record(None, cache_hit=False, error=True)
-            raise
+        with call_note.opened() as note:
+            try:
+                return await super().acall(prompt, messages=messages, **kwargs)
+            except Exception:
+                if ledger is not None:
+                    ledger.record(Call(error=True, retries=note.retries))
+                raise
 
     def update_history(self, entry):
         ledger = ledger_mod.current()
         if ledger is not None:
-            usage = entry.get("usage") or {}
-            ledger.record(usage, cache_hit=not usage)
+            ledger.record(self._call_of(entry))
         super().update_history(entry)
+
+    def _call_of(self, entry: dict) -> Call:
+        note = call_note.current() or call_note.CallNote()
+        hit = note.cache_hit or bool(getattr(entry.get("response"), "cache_hit", False))
+        usage = note.stored_usage if hit else (entry.get("usage") or {})
+        tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        estimated = tokens_in is None or tokens_out is None
+        if estimated:
+            tokens_in, tokens_out = estimate_tokens(self.model, entry)
+        return Call(int(tokens_in), int(tokens_out), cache_hit=hit, estimated=estimated and not hit,
+                    retries=note.retries)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -64,3 +81,15 @@ class TrackedLM(dspy.LM):
         env = state.get("api_key_env")
         if env and os.environ.get(env):
             self.kwargs["api_key"] = os.environ[env]
+
+
+def estimate_tokens(model: str, entry: dict) -> tuple[int, int]:
+    """Prompt and completion tokens of a call whose response carried no usage, by LiteLLM's counter."""
+    import litellm
+
+    messages = entry.get("messages") or [{"role": "user", "content": str(entry.get("prompt") or "")}]
+    outputs = entry.get("outputs") or []
+    text = "".join(o if isinstance(o, str) else str((o or {}).get("text") or "") for o in outputs)
+    prompt = litellm.token_counter(model=model, messages=messages)
+    completion = litellm.token_counter(model=model, text=text, count_response_tokens=True) if text else 0
+    return int(prompt), int(completion)

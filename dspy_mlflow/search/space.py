@@ -212,3 +212,39 @@ def apply(entry: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]
         else:
             out[name] = value
     return out
+
+
+def grid(space: Mapping[str, Mapping]) -> list[dict[str, Any]] | None:
+    """Every point of a finite space (ints, stepped floats, categoricals); None when it is infinite
+    or larger than 10,000 points."""
+    import itertools
+
+    axes: list[list[Any]] = []
+    for spec in space.values():
+        kind = spec["type"]
+        if kind == "categorical":
+            axes.append(list(spec["choices"]))
+        elif kind == "int" and not spec.get("log"):
+            axes.append(list(range(int(spec["low"]), int(spec["high"]) + 1, int(spec.get("step") or 1))))
+        elif kind == "float" and spec.get("step") and not spec.get("log"):
+            low, high, step = float(spec["low"]), float(spec["high"]), float(spec["step"])
+            axes.append([low + i * step for i in range(int(round((high - low) / step)) + 1)])
+        else:
+            return None
+    size = 1
+    for axis in axes:
+        size *= len(axis)
+    if size > 10_000:
+        return None
+    return [dict(zip(space, point, strict=True)) for point in itertools.product(*axes)]
+
+
+def unused_point(space: Mapping[str, Mapping], taken: list[dict[str, Any]], seed: int) -> dict[str, Any] | None:
+    """A point of a finite space no trial has taken (seeded choice), or None: infinite or exhausted."""
+    import random
+
+    points = grid(space)
+    if points is None:
+        return None
+    free = [p for p in points if p not in taken]
+    return random.Random(seed).choice(free) if free else None

@@ -8,7 +8,7 @@ Storage (``search.storage``):
   * any other URL is an Optuna RDB URL (``sqlite:///...``, ``postgresql://...``, ``mysql://...``).
 
 Study name (``search.study_name``): null -> ``<project>-<optimizer>-<hash>`` where the hash
-is :func:`dspy_mlflow.job.identity.config_hash` of the config without ``search`` (but
+is :func:`dspy_mlflow.tracking.identity.config_hash` of the config without ``search`` (but
 with ``search.objectives``, which fix the study's directions), without the optimizer's
 searched keys and ``search_space``, and without ``budget`` (tracking, eval threads,
 registry are already outside the hash). So the same command, or the same command with
@@ -87,6 +87,6 @@ def study_name(cfg: Mapping) -> str:
     given = (cfg.get("search") or {}).get("study_name")
     if given:
         return str(given)
-    from dspy_mlflow.job.identity import config_hash
+    from dspy_mlflow.tracking.identity import config_hash
 
     return f"{cfg['project']['name']}-{cfg['optimizer']['name']}-{config_hash(study_identity(cfg))}"

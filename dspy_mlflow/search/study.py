@@ -159,6 +159,7 @@ class _Search:
             raise optuna.TrialPruned(f"search.n_trials={self.n_trials} already reached by other workers")
         conf, job = self.job.conf, self.job
         values = suggest(trial, self.space)
+        self._skip_duplicate(trial, values)
         before = _usage_snapshot(job.ledger)
         t0 = time.perf_counter()
         # no dspy_mlflow.config_hash tag here: the job's "already FINISHED" lookup must not find trials
@@ -204,6 +205,27 @@ class _Search:
         scores = {"dev_score": result.score, "cost": cost, "tokens": float(tokens_in + tokens_out)}
         out = [scores[o] for o in self.objectives]
         return out[0] if len(out) == 1 else out
+
+    def _skip_duplicate(self, trial, values: dict) -> None:
+        """Optuna's own recipe for duplicated samples (its FAQ): prune the trial before it costs
+        anything. Here an unused point of a finite space is queued for the next trial; once the
+        space is exhausted a repeat runs."""
+        import optuna
+        from optuna.trial import TrialState
+
+        from dspy_mlflow.search.space import unused_point
+
+        live = (TrialState.COMPLETE, TrialState.RUNNING)
+        taken = [t.params for t in self.study.get_trials(deepcopy=False, states=live)
+                 if t.number != trial.number and not is_stale(t)]
+        if values not in taken:
+            return
+        fresh = unused_point(self.space, taken, seed=int(self.search.get("seed") or 0) + trial.number)
+        if fresh is None:
+            return
+        self.study.enqueue_trial(fresh)
+        trial.set_user_attr("duplicate", True)
+        raise optuna.TrialPruned(f"parameters {values} already tried; queued unused {fresh}")
 
     # -- the loop ------------------------------------------------------------
     def fail_stale(self) -> None:

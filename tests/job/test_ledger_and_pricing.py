@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from dspy_mlflow.errors import BudgetExceeded
-from dspy_mlflow.lm.ledger import Ledger
+from dspy_mlflow.lm.ledger import Call, Ledger
 from dspy_mlflow.lm.pricing import Price, resolve_price
 
 
@@ -40,19 +40,23 @@ def test_unknown_model_costs_zero_and_says_so():
     assert (price.input_per_1m, price.output_per_1m, price.source) == (0.0, 0.0, "unknown")
 
 
-def test_ledger_splits_phases_and_counts_cache_hits_as_free():
+def test_ledger_splits_phases_and_prices_cache_hits_at_list_only():
     ledger = Ledger(price=Price(1.0, 2.0, "config"))
     with ledger.in_phase("compile"):
-        ledger.record({"prompt_tokens": 100, "completion_tokens": 10}, cache_hit=False)
+        ledger.record(Call(100, 10))
     with ledger.in_phase("eval"):
-        ledger.record({}, cache_hit=True)
-        ledger.record({"prompt_tokens": 50, "completion_tokens": 5}, cache_hit=False)
-        ledger.record(None, cache_hit=False, error=True)
+        ledger.record(Call(40, 4, cache_hit=True))  # the usage the stored response carried
+        ledger.record(Call(50, 5, estimated=True, retries=2))
+        ledger.record(Call(error=True, retries=1))
     compile_, eval_ = ledger.phases["compile"], ledger.phases["eval"]
     assert (compile_.tokens_in, compile_.tokens_out, compile_.calls) == (100, 10, 1)
     assert (eval_.tokens_in, eval_.calls, eval_.cache_hits, eval_.errors) == (50, 1, 1, 1)
+    assert (eval_.retries, eval_.estimated) == (3, 1)
     assert eval_.cost_usd == pytest.approx((50 * 1.0 + 5 * 2.0) / 1e6)
+    assert (eval_.list_tokens_in, eval_.list_tokens_out) == (90, 9)
+    assert eval_.list_cost_usd == pytest.approx((90 * 1.0 + 9 * 2.0) / 1e6)
     assert ledger.total.cost_usd == pytest.approx((150 * 1.0 + 15 * 2.0) / 1e6)
+    assert ledger.total.list_cost_usd == pytest.approx((190 * 1.0 + 19 * 2.0) / 1e6)
 
 
 def test_example_scope_is_per_thread():
@@ -61,7 +65,7 @@ def test_example_scope_is_per_thread():
 
     def worker(name, tokens):
         with ledger.example() as usage:
-            ledger.record({"prompt_tokens": tokens, "completion_tokens": 0}, cache_hit=False)
+            ledger.record(Call(tokens, 0))
         seen[name] = usage.tokens_in
 
     threads = [threading.Thread(target=worker, args=(f"t{i}", 10 * (i + 1))) for i in range(4)]
@@ -75,8 +79,8 @@ def test_example_scope_is_per_thread():
 
 def test_budget_check_raises_once_spent():
     ledger = Ledger(price=Price(1e6, 0.0, "config"), max_cost_usd=2.5)
-    ledger.record({"prompt_tokens": 2, "completion_tokens": 0}, cache_hit=False)
+    ledger.record(Call(2, 0))
     ledger.check_budget()  # 2.0 <= 2.5
-    ledger.record({"prompt_tokens": 1, "completion_tokens": 0}, cache_hit=False)
+    ledger.record(Call(1, 0))
     with pytest.raises(BudgetExceeded, match=r"budget.max_cost_usd=2.5 exceeded: spent \$3"):
         ledger.check_budget()

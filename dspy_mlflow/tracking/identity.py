@@ -1,17 +1,22 @@
-"""What identifies a job: flattened params, a config hash, secret masking."""
+"""What identifies a job: its resolved config, the examples as loaded and the project's code.
+
+A job is skipped only when all three match a FINISHED run (tags ``dspy_mlflow.config_hash``,
+``dspy_mlflow.data_hash``, ``dspy_mlflow.code_hash``). Also: flattened params and secret masking.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 # Keys never sent to MLflow with their value (api_key_env holds a variable NAME, so it is fine).
 _SECRET = re.compile(r"(^|[._])(api_key|apikey|token|secret|password|authorization|auth_header)s?$", re.I)
 # Keys that do not change results, so they do not change the hash.
-_NOT_IDENTITY = ("tracking", "eval.num_threads", "eval.progress", "registry", "hydra")
+_NOT_IDENTITY = ("tracking", "cache", "eval.num_threads", "eval.progress", "registry", "hydra")
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -49,3 +54,30 @@ def config_hash(cfg: Mapping) -> str:
     }
     blob = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def data_hash(examples: Sequence) -> str:
+    """The examples as loaded, in order: every field, and which fields are inputs."""
+    digest = hashlib.sha256()
+    for ex in examples:
+        row = [sorted(ex.inputs().keys()), ex.toDict()]
+        digest.update(json.dumps(row, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "replace"))
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def code_hash(source: str, signature_hash: str) -> str:
+    """The project module's source (every .py file of its package) and its DSPy signature."""
+    digest = hashlib.sha256(signature_hash.encode())
+    for path in _source_files(source):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _source_files(source: str) -> list[Path]:
+    if not source:
+        return []
+    path = Path(source)
+    if path.name != "__init__.py":
+        return [path] if path.is_file() else []
+    return sorted(p for p in path.parent.rglob("*.py") if "__pycache__" not in p.parts)
