@@ -92,7 +92,7 @@ def lineage_main(argv: list[str]) -> int:
 
 _SHOWN = ("run_name", "status", "model", "optimizer", "strategy", "test/score", "dev/score",
           "eval/tokens_in", "eval/tokens_out", "compile/tokens_in", "compile/tokens_out",
-          "cost/total_usd", "duration_s")
+          "cost/total_usd", "cost/list_usd", "eval/cache_hits", "duration_s")
 
 
 def runs_main(argv: list[str]) -> int:

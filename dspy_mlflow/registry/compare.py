@@ -21,6 +21,8 @@ METRIC_COLUMNS = (
     "compile/tokens_in",
     "compile/tokens_out",
     "cost/total_usd",
+    "cost/list_usd",
+    "eval/cache_hits",
 )
 COLUMNS = ("run_id", "run_name", "status", *PARAM_COLUMNS, *METRIC_COLUMNS, "duration_s")
 SWEEP_TAG = "dspy_mlflow.sweep_id"

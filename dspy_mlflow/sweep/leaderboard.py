@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 COLUMNS = ["rank", "job", "model", "optimizer", "strategy", "status", "test/score", "dev/score",
-           "dev/baseline_score", "cost/total_usd", "eval/tokens_in", "eval/tokens_out", "compile/tokens_in",
+           "dev/baseline_score", "cost/total_usd", "cost/list_usd", "eval/cache_hits", "eval/tokens_in", "eval/tokens_out", "compile/tokens_in",
            "compile/tokens_out", "compile/duration_s", "run_id", "error"]
 
 
@@ -47,7 +47,8 @@ def log_leaderboard(tracking_uri: str, parent_run_id: str, board, sweep_dir: str
 def format_board(board) -> str:
     """A terminal-sized view: the CSV and the MLflow table keep every column."""
     view = board[["rank", "model", "optimizer", "strategy", "status", "test/score", "dev/score",
-                  "dev/baseline_score", "cost/total_usd", "run_id"]].copy()
-    view.columns = ["rank", "model", "optimizer", "strategy", "status", "test", "dev", "baseline", "cost_usd", "run"]
+                  "dev/baseline_score", "cost/total_usd", "cost/list_usd", "run_id"]].copy()
+    view.columns = ["rank", "model", "optimizer", "strategy", "status", "test", "dev", "baseline", "cost_usd",
+                    "list_usd", "run"]
     view["run"] = view["run"].fillna("").str[:8]
     return view.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")
