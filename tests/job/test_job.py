@@ -191,3 +191,18 @@ def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir
     traces = mlflow.search_traces(locations=[experiment_id], run_id=result.run_id, return_type="list")
     traced = [next(s for s in t.data.spans if s.parent_id is None).inputs["text"] for t in traces]
     assert sorted(traced) == sorted(chosen)
+
+
+def test_gepa_defaults_propose_and_an_unchanged_program_is_flagged(compose_cfg, workdir):
+    """GEPA's default budget is above the dev set's size, so it proposes; the offline model ignores
+    instructions, so none is better and the run says the compile changed nothing."""
+    cfg = job_cfg(compose_cfg, workdir, "optimizer=gepa", "registry.register=false", "tracking.log_model=false",
+                  "project.split.limit=null")
+    result = run(cfg, output_dir=workdir / "out")
+    r = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(result.run_id)
+    m = r.data.metrics
+    assert result.status == "FINISHED" and m["compile/candidates_proposed"] >= 1
+    history = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_metric_history(result.run_id, "compile/candidate_score")
+    assert [h.step for h in history] == list(range(int(m["compile/candidates_proposed"])))
+    warning = r.data.tags["dspy_mlflow.warning"]
+    assert warning.startswith("optimizer=gepa changed nothing") and "candidates proposed, 0 accepted" in warning

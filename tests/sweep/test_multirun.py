@@ -42,7 +42,7 @@ def test_sweep_with_a_failing_job_then_resume(cli, workdir):
     # the same command again: finished jobs are skipped, the failed ones run (and fail) again
     again = cli(args, cwd=workdir)
     assert again.returncode == 1
-    assert again.stdout.count("skipped: identical config already FINISHED") == 2
+    assert again.stdout.count("skipped: config, data and code identical to FINISHED run") == 2
     _, runs2, parents2 = sweep_runs(workdir)
     assert len(parents2) == 2
     assert len([r for r in runs2 if r.info.status == "FINISHED" and "dspy_mlflow.sweep_parent" not in r.data.tags]) == 2
@@ -77,3 +77,31 @@ def test_sweep_hydra_cannot_compose_ends_its_parent_failed_with_the_reason(cli, 
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {line}"), proc.stderr
     _, runs, (parent,) = sweep_runs(workdir)
     assert parent.info.status == "FAILED" and parent.data.tags["dspy_mlflow.error"].startswith(line)
+
+
+def test_list_cost_is_the_same_on_a_warm_and_a_cold_cache(cli, workdir, tmp_path_factory):
+    """The same 4-job sweep three times: cold here, warm here (every answer cached), cold elsewhere.
+    What each job spends differs; what its work costs at list price does not."""
+    args = ["-m", "optimizer=none,labeled_few_shot", "strategy=predict,chain_of_thought", *FAST]
+    elsewhere = tmp_path_factory.mktemp("fresh_machine")
+    assert cli(args, cwd=workdir).returncode == 0
+    assert cli([*args, "tracking.rerun=true"], cwd=workdir).returncode == 0
+    assert cli(args, cwd=elsewhere).returncode == 0
+
+    def jobs(where):
+        _, runs, _ = sweep_runs(where)
+        return [r for r in runs if "model" in r.data.params]
+
+    def key(r):
+        return r.data.params["optimizer"], r.data.params["strategy"]
+
+    first_cold, warm = {}, {}
+    for r in sorted(jobs(workdir), key=lambda r: r.info.start_time):
+        (warm if key(r) in first_cold else first_cold)[key(r)] = r.data.metrics
+    other_cold = {key(r): r.data.metrics for r in jobs(elsewhere)}
+    assert len(first_cold) == len(warm) == len(other_cold) == 4
+    for job, cold in first_cold.items():
+        assert warm[job]["lm/calls"] == 0 and warm[job]["cost/total_usd"] == 0, job
+        assert cold["cost/total_usd"] > 0
+        assert warm[job]["cost/list_usd"] == pytest.approx(cold["cost/list_usd"], rel=0.01), job
+        assert other_cold[job]["cost/list_usd"] == pytest.approx(cold["cost/list_usd"], rel=0.01), job

@@ -81,10 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _count(self, status: int | None, reply: bytes) -> None:
         usage, answered = None, False
         if status == 200:
-            try:
+            with contextlib.suppress(ValueError):
                 usage, answered = json.loads(reply).get("usage"), True
-            except ValueError:
-                pass
         with self.server.lock:
             t = self.server.tally
             t.attempts += 1
