@@ -207,7 +207,7 @@ def test_setup_registers_idempotently_and_keeps_other_providers():
         assert offline.current_options() == OfflineOptions(seed=9, fallback_label="positive")
         from dspy_mlflow.errors import ProviderError
 
-        with pytest.raises(ProviderError, match="unknown offline provider_options"):
+        with pytest.raises(ProviderError, match="provider_options.latencyms=3 is not allowed"):
             setup({"provider_options": {"latencyms": 3}})
         with pytest.raises(ProviderError, match="fault_rate"):
             setup({"provider_options": {"fault_rate": 1.5}})
@@ -320,11 +320,15 @@ def test_fault_injection_is_deterministic_given_seed():
     assert 0.2 < sum(a) / len(a) < 0.4
 
 
-def test_fault_rate_one_raises_provider_error(offline_lm):
+def test_fault_rate_one_raises_rate_limit_or_server_error(offline_lm):
+    # the legacy knob mixes 429 and 500 by prompt, in the provider as on the server
     setup({"provider_options": {"fault_rate": 1.0}})
-    with pytest.raises(Exception, match="injected fault") as info:
-        offline_lm("hello")
-    assert "RateLimit" in type(info.value).__name__
+    kinds = set()
+    for prompt in ("hello", "hello 1", "hello 2", "hello 3", "hello 4", "hello 5"):
+        with pytest.raises(Exception, match="injected fault") as info:
+            offline_lm(prompt)
+        kinds.add(type(info.value).__name__)
+    assert kinds == {"LMRateLimitError", "LMServerError"}
 
 
 def test_retries_recover_from_injected_fault():

@@ -1,0 +1,188 @@
+"""The in-context nearest-neighbour learner: :func:`answer` a chat prompt, purely and deterministically.
+
+It answers with the outputs of the demo whose inputs are most similar to the
+query (TF-IDF cosine over lowercased word tokens; ties go to the earlier demo;
+when nothing overlaps, the most common demo answer wins). Output fields the
+chosen demo lacks get a filler (``reasoning``: "Closest example: ..."; others:
+:mod:`.fallbacks`). With no demos every field gets its fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dspy_mlflow.lm.offline.fallbacks import FALLBACK_STR, coerce_for_json, fallback_value
+from dspy_mlflow.lm.offline.prompt import (
+    MARKER_RE,
+    Spec,
+    is_missing,
+    parse_json_object,
+    parse_markers,
+    parse_system,
+    strip_query_suffix,
+)
+from dspy_mlflow.lm.offline.usage import content_text, usage_for
+
+if TYPE_CHECKING:
+    from dspy_mlflow.lm.offline.options import OfflineOptions
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+def nearest(query: str, demo_inputs: list[str], demo_keys: list[str]) -> int:
+    """Index of the demo most similar to the query (TF-IDF cosine, deterministic)."""
+    docs = [Counter(_words(d)) for d in demo_inputs]
+    q = Counter(_words(query))
+    n = len(docs) + 1
+    df: Counter = Counter()
+    for d in [*docs, q]:
+        df.update(d.keys())
+    idf = {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items()}
+
+    def vec(c: Counter) -> dict[str, float]:
+        return {w: tf * idf[w] for w, tf in c.items()}
+
+    qv = vec(q)
+    qn = math.sqrt(sum(v * v for v in qv.values()))
+    best, best_score = -1, 0.0
+    for i, d in enumerate(docs):
+        dv = vec(d)
+        dn = math.sqrt(sum(v * v for v in dv.values()))
+        if not qn or not dn:
+            continue
+        score = sum(qv[w] * dv[w] for w in qv.keys() & dv.keys()) / (qn * dn)
+        if score > best_score + 1e-12:
+            best, best_score = i, score
+    if best >= 0:
+        return best
+    # nothing overlaps: the most common demo answer, earliest on ties
+    counts = Counter(demo_keys)
+    top = max(counts.values())
+    return next(i for i, k in enumerate(demo_keys) if counts[k] == top)
+
+
+def _render_chat(values: list[tuple[str, Any]]) -> str:
+    chunks = []
+    for name, v in values:
+        if isinstance(v, str):
+            s = v
+        elif isinstance(v, (list, dict)):
+            s = json.dumps(v, ensure_ascii=False)
+        else:
+            s = str(v)
+        chunks.append(f"[[ ## {name} ## ]]\n{s}")
+    chunks.append("[[ ## completed ## ]]")
+    return "\n\n".join(chunks)
+
+
+def _render_json(values: list[tuple[str, Any]]) -> str:
+    return json.dumps(dict(values), ensure_ascii=False, indent=2)
+
+
+def _input_text(fields_: dict[str, str], spec: Spec) -> str:
+    names = [f.name for f in spec.inputs] or list(fields_)
+    return "\n".join(str(fields_[n]) for n in names if n in fields_)
+
+
+def _preview(text: str, n_words: int = 12) -> str:
+    words = text.split()
+    out = " ".join(words[:n_words])
+    return out + (" ..." if len(words) > n_words else "")
+
+
+def _plain_chat_answer(messages: list[Mapping]) -> str:
+    """Non-DSPy prompts: the reply to the most similar earlier user turn, else a fixed answer."""
+    turns = [(i, content_text(m.get("content"))) for i, m in enumerate(messages)]
+    pairs = []
+    for (i, text), m in zip(turns, messages, strict=True):
+        if m.get("role") == "user" and i + 1 < len(messages) and messages[i + 1].get("role") == "assistant":
+            pairs.append((text, content_text(messages[i + 1].get("content"))))
+    last_user = next(
+        (t for (_, t), m in zip(reversed(turns), reversed(messages), strict=True) if m.get("role") == "user"),
+        "",
+    )
+    if not pairs:
+        return FALLBACK_STR
+    idx = nearest(last_user, [p[0] for p in pairs], [p[1] for p in pairs])
+    return pairs[idx][1]
+
+
+def _wants_json(response_format: Any) -> bool:
+    if isinstance(response_format, Mapping):
+        return response_format.get("type") in ("json_object", "json_schema")
+    return response_format is not None  # a pydantic model class / schema object: structured output
+
+
+def _demos(convo: list[Mapping], query_idx: int, spec: Spec) -> list[tuple[str, dict[str, Any]]]:
+    """(input text, outputs) of every user/assistant pair before the query."""
+    demos = []
+    for i in range(query_idx - 1):
+        u, a = convo[i], convo[i + 1]
+        if u.get("role") != "user" or a.get("role") != "assistant":
+            continue
+        a_text = content_text(a.get("content"))
+        outs: dict[str, Any] | None = parse_markers(a_text) if MARKER_RE.search(a_text) else None
+        if outs is None:
+            outs = parse_json_object(a_text)
+        if not outs:
+            continue
+        demos.append((_input_text(parse_markers(content_text(u.get("content"))), spec), outs))
+    return demos
+
+
+def answer(
+    messages: list[dict], options: OfflineOptions | None = None, *, response_format: Any = None
+) -> tuple[str, dict]:
+    """Answer a chat prompt. Pure and deterministic: returns (text, usage)."""
+    label = options.fallback_label if options is not None else None
+    messages = [m for m in messages if isinstance(m, Mapping)]
+    system = "\n".join(
+        content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")
+    )
+    spec = parse_system(system, _wants_json(response_format))
+    if spec is None:
+        text = _plain_chat_answer(messages)
+        return text, usage_for(messages, text)
+
+    convo = [m for m in messages if m.get("role") in ("user", "assistant")]
+    query_idx = max((i for i, m in enumerate(convo) if m.get("role") == "user"), default=-1)
+    query_fields = (
+        parse_markers(strip_query_suffix(content_text(convo[query_idx].get("content"))))
+        if query_idx >= 0
+        else {}
+    )
+    query = _input_text(query_fields, spec)
+    demos = _demos(convo, query_idx, spec)
+
+    values: list[tuple[str, Any]] = []
+    if demos:
+        keys = [json.dumps(d[1], sort_keys=True, default=str) for d in demos]
+        demo_in, demo_out = demos[nearest(query, [d[0] for d in demos], keys)]
+        for f in spec.outputs:
+            v = demo_out.get(f.name)
+            if v is None or is_missing(v):
+                if f.name in ("reasoning", "rationale"):
+                    v = f"Closest example: {_preview(demo_in)}"
+                else:
+                    v = fallback_value(f, label)
+            elif spec.json_mode and isinstance(v, str):
+                v = coerce_for_json(v, f, label)
+            values.append((f.name, v))
+    else:
+        for f in spec.outputs:
+            if f.name in ("reasoning", "rationale"):
+                values.append((f.name, "No examples to compare with; answering with the default."))
+            else:
+                values.append((f.name, fallback_value(f, label)))
+
+    text = _render_json(values) if spec.json_mode else _render_chat(values)
+    return text, usage_for(messages, text)
