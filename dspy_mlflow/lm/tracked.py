@@ -64,7 +64,8 @@ class TrackedLM(dspy.LM):
         hit = note.cache_hit or bool(getattr(entry.get("response"), "cache_hit", False))
         usage = note.stored_usage if hit else (entry.get("usage") or {})
         tokens_in, tokens_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        estimated = tokens_in is None or tokens_out is None
+        # no usage block: DSPy's native engine gives {}, LiteLLM fills zeros (no prompt is 0 tokens)
+        estimated = tokens_in is None or tokens_out is None or (tokens_in == 0 and tokens_out == 0)
         if estimated:
             tokens_in, tokens_out = estimate_tokens(self.model, entry)
         return Call(int(tokens_in), int(tokens_out), cache_hit=hit, estimated=estimated and not hit,

@@ -9,6 +9,8 @@ counted too: to the call and, where every response carried usage, to the token.
 from __future__ import annotations
 
 import contextlib
+import json
+import urllib.request
 
 import pytest
 from mlflow import MlflowClient
@@ -92,10 +94,32 @@ def test_provider_recount_equals_the_run(compose_cfg, workdir, case):
 
 
 def test_faults_are_recounted_as_retries_and_errors(compose_cfg, workdir):
+    """30% of attempts fail, of six kinds: each is a retry or, after the last retry, an error."""
+    faults = {"rate_limit": 0.05, "server_error": 0.05, "bad_gateway": 0.05, "unavailable": 0.05, "reset": 0.05,
+              "garbled": 0.05}
+    options = OfflineOptions(faults=faults, retry_after_s=0, seed=3)
     result, m, tally = run_behind_proxy(compose_cfg, workdir, "optimizer=bootstrap_few_shot", "model.num_retries=3",
-                                        "tracking.log_model=false", options=OfflineOptions(fault_rate=0.3, seed=3))
-    assert tally.failed > 0 and m["lm/retries"] > 0
+                                        "tracking.log_model=false", options=options)
+    assert tally.failed > 0.2 * tally.attempts and m["lm/retries"] > 0
     assert_recount(m, tally)
+
+
+def test_responses_without_usage_are_paid_calls_with_estimated_tokens(compose_cfg, workdir):
+    """20% of answers carry no usage: each is still a call, its tokens counted with LiteLLM's counter,
+    so the run's cost stays within a cent of what the server really computed (never booked as $0)."""
+    options = OfflineOptions(faults={"no_usage": 0.2}, seed=5)
+    with serving(options=options) as upstream, logging_proxy(upstream) as proxy:
+        result, m, tally = run_behind_proxy(compose_cfg, workdir, "optimizer=bootstrap_few_shot",
+                                            "tracking.log_model=false", proxy=proxy)
+        true = json.loads(urllib.request.urlopen(upstream.rsplit("/v1", 1)[0] + "/stats").read())["usage"]
+    assert tally.without_usage > 0.1 * tally.answered and m["lm/usage_estimated"] == tally.without_usage
+    assert_recount(m, tally, exact_tokens=False)
+    tokens_in = m["eval/tokens_in"] + m["compile/tokens_in"]
+    tokens_out = m["eval/tokens_out"] + m["compile/tokens_out"]
+    assert tokens_in > tally.tokens_in and tokens_out > tally.tokens_out  # the estimates were added
+    true_cost = (true["prompt_tokens"] * PRICE_IN + true["completion_tokens"] * PRICE_OUT) / 1e6
+    assert abs(m["cost/total_usd"] - true_cost) < 0.01
+    assert tokens_in == pytest.approx(true["prompt_tokens"], rel=0.1)
 
 
 def test_a_warm_cache_spends_nothing_and_lists_the_same(compose_cfg, workdir, proxy):
