@@ -27,7 +27,8 @@ def _summary(result) -> str:
         f"/{int(m.get('eval/tokens_out', 0) + m.get('compile/tokens_out', 0))} "
         f"cost ${m.get('cost/total_usd', 0):.4f} (list ${m.get('cost/list_usd', 0):.4f}) | "
         f"lm calls {int(m.get('lm/calls', 0))}, cache hits "
-        f"{int(m.get('eval/cache_hits', 0) + m.get('compile/cache_hits', 0))}"
+        f"{int(m.get('eval/cache_hits', 0) + m.get('compile/cache_hits', 0))}, retries {int(m.get('lm/retries', 0))}"
+        f" | test errors {int(m.get('eval/errors', 0))}"
         + (f" | registered version {result.model_version}" if result.model_version else "")
     )
 

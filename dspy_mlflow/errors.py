@@ -5,6 +5,7 @@
     ├── ProjectError       a project module, attribute or callable is missing or wrong
     ├── ProviderError      a model cannot be reached, loaded or authenticated
     ├── BudgetExceeded     budget.max_cost_usd would be exceeded
+    ├── LostExamples       more test examples unanswered after retries than eval.max_error_rate allows
     └── RegistryError      a registered model, version or alias is missing or refused
 
 Every message is one line, so the CLI can print it as it is.
@@ -35,6 +36,10 @@ class BudgetExceeded(DspyMlflowError):
     def __init__(self, spent: float, limit: float):
         self.spent, self.limit = spent, limit
         super().__init__(f"budget.max_cost_usd={limit} exceeded: spent ${spent:.6f}; partial results kept")
+
+
+class LostExamples(DspyMlflowError):
+    pass
 
 
 class RegistryError(DspyMlflowError):

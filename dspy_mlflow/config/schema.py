@@ -29,6 +29,7 @@ class ModelConfig:
     temperature: float = 0.0
     max_tokens: int = 1024
     num_retries: int = 2
+    timeout_s: float = 120.0  # per request attempt; a hung provider costs at most this per try
     cache: bool = True
     pricing: PricingConfig = field(default_factory=PricingConfig)
     provider_options: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +67,7 @@ class TrackingConfig:
     trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; tracing costs ~15 ms each)
     log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
     rerun: bool = False  # run again even if an identical config already FINISHED
+    heartbeat_s: float = 10.0  # how often a running job stamps its run and uploads its partial raw outputs
 
 
 @dataclass
@@ -78,6 +80,7 @@ class CacheConfig:
 class EvalConfig:
     num_threads: int = 8
     progress: bool = True
+    max_error_rate: float = 0.0  # share of test examples allowed unanswered (after retries) in a FINISHED run
 
 
 @dataclass

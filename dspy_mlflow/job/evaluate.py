@@ -1,4 +1,12 @@
-"""Threaded evaluation that streams one JSON line per example as it finishes."""
+"""Threaded evaluation that streams one JSON line per example as it finishes.
+
+Nothing is lost silently: an example whose LM call still failed after DSPy's
+retries is tried once more at the end of its split (its line is written then),
+and every row says what went wrong (``error``, ``error_kind``): ``provider`` (the
+LM call failed), ``parse`` (the model answered, not in the expected format: a
+score of 0, not a loss) or ``program`` (the program or metric raised, e.g. on a
+bad example). Rows answered by an earlier, killed run can be reused unsent.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import contextvars
 import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +29,11 @@ class EvalResult:
     split: str
     scores: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: int = 0  # rows with any error
+    lost: int = 0  # rows with a provider or program error: not answered
+    parse_errors: int = 0
+    retried: int = 0  # examples tried again at the end of the split
+    reused: int = 0  # rows taken from an earlier run, not sent again
     duration_s: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -48,6 +60,34 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else str(value)
 
 
+def error_kind(exc: BaseException) -> str:
+    """provider: the LM call failed; parse: the answer was unreadable; budget: not started, the budget
+    was spent; program: anything else."""
+    from dspy.utils.exceptions import AdapterParseError, LMError
+
+    if isinstance(exc, AdapterParseError):
+        return "parse"
+    if isinstance(exc, BudgetExceeded):
+        return "budget"
+    if isinstance(exc, LMError) or type(exc).__module__.split(".")[0] in ("litellm", "openai", "httpx"):
+        return "provider"
+    return "program"
+
+
+def json_line(record: Mapping[str, Any]) -> str:
+    """One JSONL row; text no UTF-8 file can hold (a lone surrogate) is written escaped."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
+
+
+def same_example(row: Mapping[str, Any], example) -> bool:
+    return json.dumps(row.get("inputs"), sort_keys=True) == json.dumps(_plain(example.inputs()), sort_keys=True)
+
+
 def evaluate(
     program,
     examples: Sequence,
@@ -60,10 +100,14 @@ def evaluate(
     keep_records: bool = False,
     progress: bool = True,
     trace_sampling: float = 1.0,
+    reuse: Mapping[int, dict[str, Any]] | None = None,
+    on_row: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Run ``program`` on every example; score with ``metric``; stop when the budget is spent.
 
     ``trace_sampling``: the share of examples MLflow's DSPy autolog traces (see trace_sampling.py).
+    ``reuse``: rows by example index, answered before: written again (``resumed: true``), not sent.
+    ``on_row(done, total)``: called on the caller's thread after each row is written.
     """
     from tqdm.auto import tqdm
 
@@ -72,16 +116,17 @@ def evaluate(
     result = EvalResult(split=split)
     sink = open(raw_path, "a", encoding="utf-8") if raw_path else None  # noqa: SIM115
     start = time.perf_counter()
+    reuse = {i: row for i, row in (reuse or {}).items() if i < len(examples) and same_example(row, examples[i])}
 
-    def one(index: int, example) -> dict[str, Any]:
-        prediction, error, score = None, None, 0.0
+    def one(index: int, example, attempt: int = 1) -> dict[str, Any]:
+        prediction, error, kind, score = None, None, None, 0.0
         with ledger.example() as usage, tracing(example, trace_sampling):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())
                 score = float(metric(example, prediction))
             except Exception as exc:  # one bad example must not stop the others
-                error = one_line(exc)
+                error, kind = one_line(exc), error_kind(exc)
             latency_ms = (time.perf_counter() - t0) * 1000
         return {
             "split": split,
@@ -94,23 +139,39 @@ def evaluate(
             "tokens_in": usage.tokens_in,
             "tokens_out": usage.tokens_out,
             "cost_usd": usage.cost_usd,
+            "list_tokens_in": usage.list_tokens_in,
+            "list_tokens_out": usage.list_tokens_out,
             "list_cost_usd": usage.list_cost_usd,
             "cache_hits": usage.cache_hits,
+            "retries": usage.retries,
+            "attempts": attempt,
             "error": error,
+            "error_kind": kind,
         }
 
-    def collect(record: dict[str, Any]) -> None:
+    retry_later: list[dict[str, Any]] = []
+
+    def collect(record: dict[str, Any], *, final: bool = False) -> None:
+        if record["error_kind"] == "provider" and not final:
+            retry_later.append(record)  # its line is written after the retry at the end of the split
+            return
         result.scores.append(record["score"])
         result.latencies_ms.append(record["latency_ms"])
         result.errors += record["error"] is not None
+        result.lost += record["error_kind"] in ("provider", "program")
+        result.parse_errors += record["error_kind"] == "parse"
         if keep_records:
             result.records.append(record)
         if sink:  # collect() runs on the caller's thread only: no lock needed
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.write(json_line(record))
             sink.flush()
+        bar.update(1)
+        bar.set_postfix(score=f"{result.score:.3f}")
+        if on_row is not None:
+            on_row(len(result.scores), len(examples))
 
     bar = tqdm(total=len(examples), desc=f"eval {split}", disable=None if progress else True, leave=False)
-    pending = iter(enumerate(examples))
+    pending = iter((i, ex) for i, ex in enumerate(examples) if i not in reuse)
     running: set = set()
 
     def submit(pool, count: int) -> None:
@@ -120,6 +181,9 @@ def evaluate(
             running.add(pool.submit(contextvars.copy_context().run, one, index, example))
 
     try:
+        for row in reuse.values():
+            result.reused += 1
+            collect({**row, "resumed": True}, final=True)
         with ThreadPoolExecutor(max_workers=max(1, num_threads)) as pool:
             submit(pool, max(1, num_threads))
             while running:
@@ -127,14 +191,21 @@ def evaluate(
                 running.difference_update(done)
                 for future in done:
                     collect(future.result())
-                    bar.update(1)
-                    bar.set_postfix(score=f"{result.score:.3f}")
                 if ledger.exceeded:  # finish what is running, start nothing new
                     for future in running:
-                        collect(future.result())
+                        collect(future.result(), final=True)
                     raise BudgetExceeded(ledger.total.cost_usd, ledger.max_cost_usd)
                 submit(pool, len(done))
+            # the examples the provider failed on get one more try, now the burst is over
+            again = [pool.submit(contextvars.copy_context().run, one, r["index"], examples[r["index"]], 2)
+                     for r in sorted(retry_later, key=lambda r: r["index"])]
+            result.retried = len(again)
+            retry_later.clear()
+            for future in again:
+                collect(future.result(), final=True)
     finally:
+        for record in retry_later:  # stopped before their retry: still written, as failed
+            collect(record, final=True)
         bar.close()
         if sink:
             sink.close()

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dspy_mlflow.errors import BudgetExceeded, DspyMlflowError, one_line
+from dspy_mlflow.errors import BudgetExceeded, DspyMlflowError, LostExamples, one_line
 from dspy_mlflow.job.result import JobResult
+from dspy_mlflow.tracking.heartbeat import Heartbeat, end_stale_runs
+from dspy_mlflow.tracking.resume import PROGRAM_TAG, RESUMED_TAG, answered_rows, killed_run, program_hash
 
 TAG = "dspy_mlflow"
 
@@ -117,9 +119,14 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
     mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
     experiment = _experiment(conf, sweep)
+    client = mlflow.MlflowClient()
+    for stale_id, line in end_stale_runs(client, [experiment.experiment_id]):
+        print(f"run {stale_id}: {line}")
     hashes = _identity(conf, project)
     launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
+    killed = None
     if not (conf["tracking"]["rerun"] or launched_by_mlflow_run):
+        killed = killed_run(client, experiment.experiment_id, hashes)
         previous, changed = find_finished(experiment.experiment_id, hashes)
         if previous is not None:
             print(f"skipped: config, data and code identical to FINISHED run {previous.info.run_id} "
@@ -144,11 +151,12 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                               parent_run_id=sweep.parent_run_id if sweep else None)
     run_id = active.info.run_id
     metrics: dict[str, float] = {}
-    job = _Job(conf, project, workdir, metrics, parent=parent)
+    job = _Job(conf, project, workdir, metrics, parent=parent, killed=killed)
     try:
         mlflow.log_params(params_of(conf, exclude=_searched_params(conf)))
         mlflow.log_dict(conf, "config.yaml")
-        job.execute()
+        with Heartbeat(client, run_id, float(conf["tracking"]["heartbeat_s"]), job.raw_path):
+            job.execute()
         _flush_traces(conf)
         mlflow.end_run("FINISHED")
         mlflow.clear_active_model()
@@ -156,7 +164,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                          model_version=job.model_version, output_dir=str(workdir))
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        reason = one_line(exc)
+        reason = job.interrupted(exc) if isinstance(exc, KeyboardInterrupt) else one_line(exc)
         try:
             job.log_partial()
             mlflow.set_tag(f"{TAG}.error", reason[:5000])
@@ -230,12 +238,16 @@ class JobFailed(DspyMlflowError):
 class _Job:
     """The steps of one job, inside an active MLflow run."""
 
-    def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float], parent: str | None):
+    def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float], parent: str | None,
+                 killed=None):
         self.conf, self.project, self.workdir, self.metrics = conf, project, workdir, metrics
         self.parent = parent  # "models:/NAME/VERSION" this program starts from, or None (a root)
+        self.killed = killed  # a KILLED run of the same identity whose test rows may be reused
+        self.step, self.done, self.total = "starting", 0, 0  # where an interrupt found the job
         self.ledger = None
         self.model_cfg: dict = conf["model"]  # replaced by the fallback entry if preflight switches
         self.raw_path = workdir / "raw_outputs.jsonl"
+        self.raw_path.unlink(missing_ok=True)  # this job's rows only
         self.resolved_optimizer = conf["optimizer"]["name"]
         self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
@@ -260,6 +272,7 @@ class _Job:
         from dspy_mlflow.tracking import lm_cache
 
         conf = self.conf
+        self.step = "the model's preflight"
         model_cfg = self.model_cfg = self._preflight()
         price = resolve_price(model_cfg)
         mlflow.log_params({"pricing.input_per_1m": price.input_per_1m,
@@ -290,7 +303,8 @@ class _Job:
 
         with self.ledger.in_phase("eval"):
             baseline = evaluate(program, dev, metric, ledger=self.ledger, split="dev_baseline",
-                                num_threads=threads, progress=progress, keep_records=True, trace_sampling=sampling)
+                                num_threads=threads, progress=progress, keep_records=True, trace_sampling=sampling,
+                                on_row=self._at("the baseline evaluation on dev"))
         self._metric("dev/baseline_score", baseline.score)
         self._check_provider_answers(baseline)
 
@@ -302,6 +316,7 @@ class _Job:
         mlflow.log_param("optimizer.resolved", entry["name"])
         mlflow.set_tag(f"{TAG}.optimizer", entry["name"])
         print(f"compiling with {entry['name']} on {len(train)} train / {len(dev)} dev examples ...")
+        self.step = f"compiling with {entry['name']}"
         t0 = time.perf_counter()
         with self.ledger.in_phase("compile"):
             if (conf.get("search") or {}).get("name") == "optuna":
@@ -310,30 +325,40 @@ class _Job:
                 compiled = search_compile(self, entry, program, trainset=train, devset=dev, lm=lm)
                 self._log_chosen_hyperparameters()
             else:
-                progress = GepaProgress() if entry["name"] == "gepa" else None
+                gepa = GepaProgress() if entry["name"] == "gepa" else None
                 compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
-                                           num_threads=threads, seed=int(conf["seed"]), progress=progress)
-                self.metrics.update(log_progress(progress))
+                                           num_threads=threads, seed=int(conf["seed"]), progress=gepa)
+                self.metrics.update(log_progress(gepa))
         self._metric("compile/duration_s", time.perf_counter() - t0)
         if entry["name"] != "none":
             self._warn_if_unchanged(program, compiled, entry["name"])
         if self.ledger.exceeded:
             raise BudgetExceeded(self.ledger.total.cost_usd, self.ledger.max_cost_usd)
 
+        state = program_hash(_state_of(compiled))
+        mlflow.set_tag(PROGRAM_TAG, state)
         with self.ledger.in_phase("eval"):
             dev_result = evaluate(compiled, dev, metric, ledger=self.ledger, split="dev",
-                                  num_threads=threads, progress=progress, trace_sampling=sampling)
+                                  num_threads=threads, progress=progress, trace_sampling=sampling,
+                                  on_row=self._at("the dev evaluation"))
             self._metric("dev/score", dev_result.score)
             test_result = evaluate(compiled, test, metric, ledger=self.ledger, split="test",
                                    num_threads=threads, raw_path=self.raw_path, progress=progress,
-                                   trace_sampling=sampling)
-        self._metric("test/score", test_result.score)
-        self._metric("eval/duration_s", baseline.duration_s + dev_result.duration_s + test_result.duration_s)
-        self._metric("eval/latency_p50_ms", test_result.percentile_ms(0.5))
-        self._metric("eval/latency_p95_ms", test_result.percentile_ms(0.95))
-        self._metric("eval/errors", test_result.errors)
+                                   trace_sampling=sampling, reuse=self._resumable_rows(state),
+                                   on_row=self._at("the test evaluation"))
+        self.step = "logging the results"
+        self._metrics({
+            "test/score": test_result.score,
+            "eval/duration_s": baseline.duration_s + dev_result.duration_s + test_result.duration_s,
+            "eval/latency_p50_ms": test_result.percentile_ms(0.5),
+            "eval/latency_p95_ms": test_result.percentile_ms(0.95),
+            "eval/errors": test_result.errors, "eval/lost": test_result.lost,
+            "eval/parse_errors": test_result.parse_errors, "eval/retried_examples": test_result.retried,
+            "eval/resumed_examples": test_result.reused,
+        })
         self._log_usage(n_test=len(test))
         self._log_raw()
+        self._check_losses(test_result, len(test))
         self._log_and_register(compiled, self._model_example(test))
 
     def _preflight(self) -> dict:
@@ -359,6 +384,53 @@ class _Job:
         if tags:
             mlflow.set_tags(tags)
         return model_cfg
+
+    def _at(self, step: str):
+        """An evaluation's on_row: remember how far it got, for an interrupt's reason."""
+        self.step, self.done, self.total = step, 0, 0
+
+        def on_row(done: int, total: int) -> None:
+            self.done, self.total = done, total
+
+        return on_row
+
+    def interrupted(self, exc: BaseException) -> str:
+        """Ctrl-C's (or SIGTERM's) reason: what was interrupted and how far it got."""
+        signal = str(exc).strip()
+        how = {"signal 15": "SIGTERM", "": "Ctrl-C"}.get(signal, signal)
+        where = f"during {self.step}"
+        if self.total:
+            where += f": {self.done} of {self.total} examples answered"
+        return f"interrupted by {how} {where}"
+
+    def _resumable_rows(self, state: str) -> dict[int, dict]:
+        """The killed run's answered test rows, if its compiled program is this one."""
+        import mlflow
+
+        if self.killed is None or self.killed.data.tags.get(PROGRAM_TAG) != state:
+            return {}
+        rows = answered_rows(mlflow.MlflowClient(), self.killed.info.run_id)
+        if rows:
+            mlflow.set_tag(RESUMED_TAG, self.killed.info.run_id)
+            print(f"resuming killed run {self.killed.info.run_id}: {len(rows)} test examples already answered "
+                  f"there are not sent again")
+            for row in rows.values():  # their work counts at list price, as if done here
+                self.ledger.add_list_only(int(row.get("list_tokens_in") or 0), int(row.get("list_tokens_out") or 0))
+        return rows
+
+    def _check_losses(self, test_result, n_test: int) -> None:
+        """A FINISHED run answered every test example, or as many as eval.max_error_rate allows."""
+        allowed = float(self.conf["eval"].get("max_error_rate", 0.0))
+        if n_test and test_result.lost / n_test > allowed:
+            first = next((r for r in self._raw_rows() if r.get("error_kind") in ("provider", "program")), {})
+            raise LostExamples(f"eval.max_error_rate={allowed} exceeded: {test_result.lost} of {n_test} test "
+                               f"examples were not answered after retries (first: index {first.get('index')}: "
+                               f"{first.get('error')}); raw_outputs.jsonl names them all")
+
+    def _raw_rows(self) -> list[dict]:
+        if not self.raw_path.exists():
+            return []
+        return [json.loads(x) for x in self.raw_path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
     def _model_example(self, test) -> tuple[dict, dict] | None:
         """(inputs, outputs) of the first test example: the logged model's signature and input
@@ -455,8 +527,7 @@ class _Job:
     def _test_cost(self) -> float:
         if not self.raw_path.exists():
             return 0.0
-        rows = [json.loads(x) for x in self.raw_path.read_text(encoding="utf-8").splitlines() if x.strip()]
-        return sum(r.get("cost_usd") or 0.0 for r in rows)
+        return sum(r.get("cost_usd") or 0.0 for r in self._raw_rows() if not r.get("resumed"))
 
     def _log_raw(self) -> None:
         from dspy_mlflow.job.logging import log_raw_outputs

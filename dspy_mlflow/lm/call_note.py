@@ -45,7 +45,8 @@ def cache_hit(stored_usage: dict) -> None:
 
 def _count_retries() -> None:
     """DSPy owns retries (``dspy.clients.execution.execute``): after each failed attempt it asks
-    ``_retryable`` whether to try again. Wrap that question once to count the yeses."""
+    ``_retryable`` whether to try again. Wrap that question once to count the yeses (and to say
+    yes to an unreadable answer too)."""
     from dspy.clients import execution
 
     asked = execution._retryable
@@ -53,7 +54,8 @@ def _count_retries() -> None:
         return
 
     def retryable(state, exc, attempt, retries):
-        verdict = asked(state, exc, attempt, retries)
+        verdict = asked(state, exc, attempt, retries) or (
+            not state.completed and not state.emitted and attempt < retries and _unreadable(exc))
         note = _note.get()
         if verdict and note is not None:
             note.retries += 1
@@ -61,6 +63,12 @@ def _count_retries() -> None:
 
     retryable._dspy_mlflow_counts = True  # type: ignore[attr-defined]
     execution._retryable = retryable
+
+
+def _unreadable(exc: BaseException) -> bool:
+    """A 200 whose body is not JSON (truncated, garbled): DSPy's native engine does not retry it,
+    but it is as transient as a 502."""
+    return getattr(exc, "status", None) == 200 and "is not JSON" in str(exc)
 
 
 _count_retries()

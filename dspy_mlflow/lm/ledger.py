@@ -97,6 +97,13 @@ class Ledger:
         if self.exceeded:
             raise BudgetExceeded(self.total.cost_usd, self.max_cost_usd)
 
+    def add_list_only(self, tokens_in: int, tokens_out: int) -> None:
+        """Work done by an earlier run and reused here: it counts at list price, spends nothing."""
+        one = Usage(list_tokens_in=tokens_in, list_tokens_out=tokens_out,
+                    list_cost_usd=self.price.cost(tokens_in, tokens_out))
+        with self._lock:
+            self.phases.setdefault(self.phase, Usage()).add(one)
+
     def record(self, call: Call) -> None:
         one = Usage(retries=call.retries)
         if call.error:

@@ -58,6 +58,7 @@ def build_lm(model_cfg: Mapping):
         temperature=float(model_cfg.get("temperature", 0.0)),
         max_tokens=int(model_cfg.get("max_tokens", 1024)),
         num_retries=int(model_cfg.get("num_retries", 2)),
+        timeout=float(model_cfg.get("timeout_s") or 120.0),
         cache=bool(model_cfg.get("cache", True)),
         engine=engine,
         **kwargs,
