@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from dspy_mlflow.errors import ConfigError
+
 SUBCOMMANDS = {
     "promote": ("dspy_mlflow.registry.commands:promote_main", "promote a registered version to production"),
     "rollback": ("dspy_mlflow.registry.commands:rollback_main", "return production to the previous version"),
@@ -39,6 +41,13 @@ def main(argv: list[str] | None = None) -> None:
     _terminate_like_ctrl_c()
     import os
 
+    from dspy_mlflow.config.secrets import check_overrides
+
+    try:  # before Hydra writes the overrides into its output folder
+        check_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        _refuse(exc)
+
     from dspy_mlflow.app import hydra_main
 
     # Hydra raises its errors instead of printing them over several lines: we print one line.
@@ -65,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not hydra_reports:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _refuse(exc: ConfigError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _fail_open_sweep(reason: str) -> None:

@@ -21,9 +21,11 @@ def _number(cfg: Mapping, key: str, lo: float, hi: float | None = None, *, allow
 
 
 def validate(cfg: Mapping) -> None:
+    from dspy_mlflow.config.secrets import check_config
     from dspy_mlflow.job.optimizers import check_entry
     from dspy_mlflow.strategies import STRATEGIES
 
+    check_config(cfg)  # first: a secret is refused as a secret (and masked), not as an unknown key
     model = cfg["model"]
     if "/" not in str(model.get("litellm_model", "")):
         raise ConfigError("model.litellm_model", model.get("litellm_model"),
