@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 from dspy_mlflow.errors import ConfigError
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> None:
         quiet_environment()
         module, func = SUBCOMMANDS[args[0]][0].split(":")
         sys.exit(getattr(importlib.import_module(module), func)(args[1:]) or 0)
+    if args and re.fullmatch(r"[A-Za-z][\w-]*", args[0]):  # a bare word that is no subcommand
+        _refuse(ConfigError("command", args[0], f"a subcommand ({', '.join(SUBCOMMANDS)}) or overrides "
+                                                "key=value; see python -m dspy_mlflow --help"))
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _terminate_like_ctrl_c()
