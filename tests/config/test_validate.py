@@ -1,0 +1,47 @@
+"""Every config error is found by validation, before any run exists: unknown keys, ranges,
+optimizer parameter combinations, a program factory that raises."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from dspy_mlflow.config.validate import validate
+from dspy_mlflow.errors import ConfigError
+
+
+def plain(compose_cfg, *overrides):
+    return OmegaConf.to_container(compose_cfg(*overrides), resolve=True)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["+nonsense_key=1"], "nonsense_key=1 is not allowed: the config has no key 'nonsense_key'; its keys are model,"),
+    (["+eval.foo=1"], "eval.foo=1 is not allowed: eval has no key 'foo'; its keys are num_threads, progress"),
+    (["+model.pricing.per_call=1"], "model.pricing.per_call=1 is not allowed: model.pricing has no key 'per_call'"),
+    (["+search.foo=1"], "search.foo=1 is not allowed: search=none takes no parameters"),
+    (["project.split.train=0"], "project.split.train=0.0 is not allowed: a fraction in (0, 1)"),
+    (["project.split.train=0.6", "project.split.dev=0.4"], "project.split.dev=0.4 is not allowed: a fraction with "
+                                                           "train + dev < 1 (train is 0.6"),
+    (["project.split.limit=1"], "project.split.limit=1 is not allowed: an integer >= 3"),
+])
+def test_cheap_config_errors(compose_cfg, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        validate(plain(compose_cfg, *overrides))
+    assert message in str(info.value)
+
+
+def test_free_form_sections_take_new_keys(compose_cfg):
+    validate(plain(compose_cfg, "model=gpt4o", "+model.provider_options.timeout=5", "optimizer=labeled_few_shot",
+                   "search=optuna", "+search.space.k.high=4"))
+
+
+def test_wrong_types_from_python_are_caught_too(compose_cfg):
+    conf = plain(compose_cfg)
+    conf["eval"]["num_threads"] = "many"
+    with pytest.raises(ConfigError, match="eval.num_threads='many' is not allowed: Value 'many' of type 'str'"):
+        validate(conf)
+
+
+def test_a_hydra_node_is_not_an_unknown_key(compose_cfg):
+    conf = plain(compose_cfg)
+    validate({**conf, "hydra": {"run": {"dir": "out"}}})
