@@ -45,3 +45,31 @@ def test_wrong_types_from_python_are_caught_too(compose_cfg):
 def test_a_hydra_node_is_not_an_unknown_key(compose_cfg):
     conf = plain(compose_cfg)
     validate({**conf, "hydra": {"run": {"dir": "out"}}})
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["optimizer=mipro_v2", "optimizer.auto=extreme"], "optimizer.auto='extreme' is not allowed: one of light, "
+                                                        "medium, heavy, null"),
+    (["optimizer=mipro_v2", "optimizer.auto=light"], "optimizer.auto='light' is not allowed: null while "
+                                                      "optimizer.num_candidates and optimizer.compile.num_trials"),
+    (["optimizer=mipro_v2", "optimizer.num_candidates=null"], "optimizer.auto=None is not allowed: light, medium "
+                                                               "or heavy unless both"),
+    (["optimizer=gepa", "+optimizer.auto=light"], "optimizer.max_metric_calls=60 is not allowed: null when "
+                                                   "optimizer.auto=light is set"),
+    (["optimizer=gepa", "optimizer.max_metric_calls=null"], "optimizer.max_metric_calls=None is not allowed: a "
+                                                             "number, or another GEPA budget"),
+    (["optimizer=gepa", "+optimizer.candidate_selection_strategy=best"], "one of pareto, current_best"),
+])
+def test_optimizer_combinations_dspy_would_reject_mid_run(compose_cfg, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        validate(plain(compose_cfg, *overrides))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["optimizer=mipro_v2", "optimizer.auto=heavy", "optimizer.num_candidates=null", "optimizer.compile.num_trials=null"],
+    ["optimizer=gepa", "optimizer.max_metric_calls=null", "+optimizer.auto=light"],
+    ["optimizer=gepa", "optimizer.max_metric_calls=null", "+optimizer.max_full_evals=2"],
+])
+def test_the_allowed_combinations_pass(compose_cfg, overrides):
+    validate(plain(compose_cfg, *overrides))
