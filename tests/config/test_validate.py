@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dspy_mlflow.config.validate import validate
-from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.errors import ConfigError, ProjectError
 
 
 def plain(compose_cfg, *overrides):
@@ -73,3 +73,26 @@ def test_optimizer_combinations_dspy_would_reject_mid_run(compose_cfg, overrides
 ])
 def test_the_allowed_combinations_pass(compose_cfg, overrides):
     validate(plain(compose_cfg, *overrides))
+
+
+def test_a_program_factory_that_raises_is_a_project_error(tmp_path):
+    from dspy_mlflow.project_loader import check_program, load_project
+
+    source = (tmp_path / "task.py")
+    source.write_text(
+        "import dspy\n"
+        "class signature(dspy.Signature):\n    text: str = dspy.InputField()\n    label: str = dspy.OutputField()\n"
+        "def load_examples():\n    return [dspy.Example(text='a', label='b').with_inputs('text')]\n"
+        "def metric(example, prediction, trace=None):\n    return 1.0\n"
+        "def make_program(strategy):\n"
+        "    if strategy['name'] == 'predict':\n        return dspy.Predict(signature)\n"
+        "    if strategy['name'] == 'none':\n        return None\n"
+        "    raise KeyError('no such strategy\\nsecond line')\n")
+    project = load_project({"name": "task", "module": str(source)})
+    assert check_program(project, {"name": "predict"}) is not None
+    with pytest.raises(ProjectError) as info:
+        check_program(project, {"name": "chain_of_thought"})
+    assert str(info.value) == (f"project 'task' ({project.module_name}): make_program(strategy=chain_of_thought) "
+                               "raised KeyError: 'no such strategy\\nsecond line'")
+    with pytest.raises(ProjectError, match=r"make_program\(strategy=none\) returned NoneType, expected a dspy.Module"):
+        check_program(project, {"name": "none"})
