@@ -31,6 +31,7 @@ _PREFIXED = re.compile(r"\b(sk-(?:ant-|proj-|svcacct-|or-v1-|lf-)?|ghp_|gho_|ghu
                        r"xox[abprs]-|hf_|AIza|Bearer\s+)([A-Za-z0-9._~+/=-]{16,})", re.I)
 _HEX = re.compile(r"\b[0-9a-fA-F]{48,}\b")
 _TOKEN = re.compile(r"[A-Za-z0-9+=]{32,}")
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]+:)[^@/\s]+@")  # postgresql://user:PASSWORD@host/db
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 ADVICE = ("secrets never go into a config (Hydra's outputs and the MLflow run would keep them): "
@@ -120,7 +121,7 @@ def _mask_shapes(text: str) -> str:
         tail = re.sub(r"[^A-Za-z0-9]", "", m.group(2))
         return m.group(1) + "***" if _random_looking(tail, strict=False) else m.group(0)
 
-    text = _HEX.sub("***", _PREFIXED.sub(prefixed, text))
+    text = _URL_PASSWORD.sub(r"\1***@", _HEX.sub("***", _PREFIXED.sub(prefixed, text)))
     return _TOKEN.sub(lambda m: "***" if _random_looking(m.group(0)) else m.group(0), text)
 
 

@@ -101,6 +101,8 @@ def test_scrub_text_and_short_variables():
     conf = {"model": {"api_key_env": "MY_KEY"}}
     text = f"401 for key abcdef123 and {KEYS['hex']}"
     assert scrub_text(text, conf, env={"MY_KEY": "abcdef123"}) == "401 for key *** and ***"
+    assert scrub_text("postgresql+psycopg://mlflow:hunter2@db:5432/mlflow") == "postgresql+psycopg://mlflow:***@db:5432/mlflow"
+    assert scrub({"tracking": {"uri": "http://u:p@h:5000"}}) == {"tracking": {"uri": "http://u:***@h:5000"}}
     conf = {"model": {"api_key_env": "PIN", "temperature": 0.0, "name": "x1"}}
     assert scrub(conf, env={"PIN": "x1"}) == conf  # too short to be a key: left alone
 
