@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+
+from dspy_mlflow.errors import ConfigError
 
 SUBCOMMANDS = {
     "promote": ("dspy_mlflow.registry.commands:promote_main", "promote a registered version to production"),
@@ -34,10 +37,20 @@ def main(argv: list[str] | None = None) -> None:
         quiet_environment()
         module, func = SUBCOMMANDS[args[0]][0].split(":")
         sys.exit(getattr(importlib.import_module(module), func)(args[1:]) or 0)
+    if args and re.fullmatch(r"[A-Za-z][\w-]*", args[0]):  # a bare word that is no subcommand
+        _refuse(ConfigError("command", args[0], f"a subcommand ({', '.join(SUBCOMMANDS)}) or overrides "
+                                                "key=value; see python -m dspy_mlflow --help"))
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _terminate_like_ctrl_c()
     import os
+
+    from dspy_mlflow.config.secrets import check_overrides
+
+    try:  # before Hydra writes the overrides into its output folder
+        check_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        _refuse(exc)
 
     from dspy_mlflow.app import hydra_main
 
@@ -65,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not hydra_reports:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+def _refuse(exc: ConfigError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 def _fail_open_sweep(reason: str) -> None:

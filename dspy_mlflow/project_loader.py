@@ -294,6 +294,25 @@ def load_project(project_cfg: Mapping, *, check_examples: bool = True) -> Projec
     )
 
 
+def check_program(project: Project, strategy_cfg: Mapping) -> Any:
+    """Call ``make_program(strategy)`` once, before any run exists; returns the program.
+
+    A factory that raises, or returns something that is not a ``dspy.Module``, is a one-line
+    ``ProjectError`` naming the project, the strategy and the exception."""
+    import dspy
+
+    strategy = _cfg_get(strategy_cfg, "name")
+    where = f"project {project.name!r} ({project.module_name})"
+    try:
+        program = project.make_program(strategy_cfg)
+    except Exception as exc:
+        raise ProjectError(f"{where}: make_program(strategy={strategy}) raised {one_line(exc)}") from exc
+    if not isinstance(program, dspy.Module):
+        raise ProjectError(f"{where}: make_program(strategy={strategy}) returned {type(program).__name__}, "
+                           "expected a dspy.Module")
+    return program
+
+
 def signature_hash(signature: Any) -> str:
     """First 12 hex digits of the sha256 of the instructions and the ordered input/output field
     names with their annotations. Stable across processes; changes when any of those change."""

@@ -30,11 +30,19 @@ def describe(exc: BaseException, overrides: Sequence[str] = ()) -> str | None:
             parent = full_key.rpartition(".")[0] or "the config"
             known = list(cause.parent_node.keys()) if cause.parent_node is not None else []
             allowed = f"{parent} has no key {cause.key!r}" + (f"; its keys are {', '.join(known)}" if known else "")
-            return _not_allowed(key, value, f"{allowed} (to add a new key write +{key}={value})")
+            if _free_form(cause.parent_node):  # a typed section takes no new keys, '+' or not
+                allowed += f" (to add a new key write +{key}={value})"
+            return _not_allowed(key, value, allowed)
         if isinstance(cause, ValidationError):
             return _not_allowed(key, value, reason)
         return f"{key}: {reason}"
     return _squash(str(exc))
+
+
+def _free_form(node) -> bool:
+    """A dict-typed node (optimizer, search, provider_options), not a schema dataclass."""
+    object_type = getattr(getattr(node, "_metadata", None), "object_type", None)
+    return object_type in (None, dict)
 
 
 def _not_allowed(key: str, value: object, allowed: str) -> str:

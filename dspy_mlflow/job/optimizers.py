@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dspy_mlflow.errors import ConfigError
 
@@ -98,6 +99,45 @@ def check_entry(entry: Mapping[str, Any]) -> None:
                 f"{cls.__name__}.compile accepts {', '.join(sorted(allowed_c))}",
             )
         check_value(f"optimizer.compile.{key}", value, inspect.signature(cls.compile).parameters[key])
+    _check_combination(name, ctor, comp)
+
+
+def _check_combination(name: str, ctor: Mapping[str, Any], comp: Mapping[str, Any]) -> None:
+    """Rules DSPy enforces across parameters, only when the optimizer starts (mid-run)."""
+    if name == "mipro_v2":
+        set_by_hand = [k for k, v in (("optimizer.num_candidates", ctor.get("num_candidates")),
+                                      ("optimizer.compile.num_trials", comp.get("num_trials"))) if v is not None]
+        auto = ctor.get("auto", "light")  # MIPROv2's default
+        if auto is not None and set_by_hand:
+            raise ConfigError("optimizer.auto", auto, "null while " + " and ".join(set_by_hand) +
+                              " are set (auto picks them; to use auto pass " +
+                              " ".join(f"{k}=null" for k in set_by_hand) + ")")
+        if auto is None and len(set_by_hand) < 2:
+            raise ConfigError("optimizer.auto", None, "light, medium or heavy unless both "
+                              "optimizer.num_candidates and optimizer.compile.num_trials are set")
+    if name == "gepa":
+        budgets = ("auto", "max_full_evals", "max_metric_calls")
+        chosen = [k for k in budgets if ctor.get(k) is not None]
+        if len(chosen) > 1:
+            raise ConfigError(f"optimizer.{chosen[-1]}", ctor[chosen[-1]],
+                              f"null when optimizer.{chosen[0]}={ctor[chosen[0]]} is set "
+                              f"(GEPA takes exactly one budget of {', '.join(budgets)})")
+        if not chosen:
+            raise ConfigError("optimizer.max_metric_calls", None, "a number, or another GEPA budget: "
+                              "optimizer.auto (light, medium, heavy) or optimizer.max_full_evals")
+
+
+def _choices(param: inspect.Parameter) -> tuple | None:
+    """The values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation, else None."""
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        return None
+    args = (annotation,) if typing.get_origin(annotation) is Literal else typing.get_args(annotation)
+    literal = [a for a in args if typing.get_origin(a) is Literal]
+    if not literal:
+        return None
+    none = type(None) in args
+    return (*typing.get_args(literal[0]), *((None,) if none else ()))
 
 
 def _expected_kind(param: inspect.Parameter) -> str | None:
@@ -118,6 +158,9 @@ def _expected_kind(param: inspect.Parameter) -> str | None:
 
 def check_value(key: str, value: Any, param: inspect.Parameter) -> None:
     """Counts and sizes are non-negative ints; rates are non-negative numbers; flags are booleans."""
+    choices = _choices(param)
+    if choices is not None and value not in choices:
+        raise ConfigError(key, value, "one of " + ", ".join("null" if c is None else str(c) for c in choices))
     if value is None:
         return
     kind = _expected_kind(param)
