@@ -65,6 +65,18 @@ def _check_split(cfg: Mapping) -> None:
         raise ConfigError("project.split.limit", limit, "an integer >= 3, or null for all examples")
 
 
+def _by_owner(cfg: Mapping) -> None:
+    """Sections whose owners check them: the LM cache, the offline provider's options."""
+    from dspy_mlflow.tracking.cache_section import check_section
+
+    check_section(cfg.get("cache") or {})
+    model = cfg["model"]
+    if str(model.get("litellm_model", "")).startswith("offline/"):
+        from dspy_mlflow.lm.offline import check_options
+
+        check_options(model.get("provider_options") or {})
+
+
 def validate(cfg: Mapping) -> None:
     from dspy_mlflow.config.secrets import check_config
 
@@ -77,13 +89,17 @@ def validate(cfg: Mapping) -> None:
     _number(cfg, "model.temperature", 0.0, 2.0)
     _number(cfg, "model.max_tokens", 1)
     _number(cfg, "model.num_retries", 0, 20)
+    _number(cfg, "model.timeout_s", 0.1, 3600)
     _number(cfg, "model.pricing.input_per_1m", 0.0, allow_none=True)
     _number(cfg, "model.pricing.output_per_1m", 0.0, allow_none=True)
     _number(cfg, "eval.num_threads", 1, 256)
     _number(cfg, "tracking.trace_sampling", 0.0, 1.0)
     _number(cfg, "budget.max_cost_usd", 0.0, allow_none=True)
+    _number(cfg, "eval.max_error_rate", 0.0, 1.0)
+    _number(cfg, "tracking.heartbeat_s", 0.1, 3600)
     _number(cfg, "strategy.n", 1, 64)
     _check_split(cfg)
+    _by_owner(cfg)
     search = cfg.get("search") or {"name": "none"}
     if search.get("name") not in SEARCHES:
         raise ConfigError("search.name", search.get("name"), f"one of {', '.join(SEARCHES)}")

@@ -19,10 +19,21 @@ def log_splits(project_name: str, splits: dict[str, list]) -> None:
 
     datasets = []
     for context, examples in splits.items():
-        rows = [{**ex.inputs().toDict(), **{f"gold.{k}": v for k, v in ex.labels().toDict().items()}}
+        rows = [{k: _encodable(v) for k, v in {**ex.inputs().toDict(),
+                                               **{f"gold.{k}": v for k, v in ex.labels().toDict().items()}}.items()}
                 for ex in examples]
         datasets.append(mlflow.data.from_pandas(pd.DataFrame(rows), name=f"{project_name}-{context}"))
     _log_inputs_retrying(datasets, list(splits))
+
+
+def _encodable(value: Any) -> Any:
+    """Text a table can hold: a lone surrogate (no UTF-8 for it) is shown escaped, e.g. \\ud83d."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 _DUPLICATE_ROW = re.compile(r"UNIQUE constraint|duplicate key|Duplicate entry", re.IGNORECASE)
@@ -59,10 +70,8 @@ def log_raw_outputs(raw_path: Path) -> None:
     rows = [json.loads(line) for line in raw_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if rows:
         table = pd.DataFrame([
-            {**{k: v for k, v in row.items() if k not in ("inputs", "gold", "prediction")},
-             "inputs": json.dumps(row["inputs"], ensure_ascii=False),
-             "gold": json.dumps(row["gold"], ensure_ascii=False),
-             "prediction": json.dumps(row["prediction"], ensure_ascii=False)}
+            {**{k: _encodable(v) for k, v in row.items() if k not in ("inputs", "gold", "prediction")},
+             **{k: _encodable(json.dumps(row[k], ensure_ascii=False)) for k in ("inputs", "gold", "prediction")}}
             for row in rows
         ])
         mlflow.log_table(table, artifact_file="raw_outputs_table.json")

@@ -97,21 +97,22 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     quiet_environment()
     conf = _plain_cfg(cfg)
     validate(conf)  # ConfigError before anything runs
-    from dspy_mlflow.tracking import lm_cache
-
-    lm_cache.check_section(conf["cache"])
+    from dspy_mlflow.tracking import cache_section
     from dspy_mlflow.tracking_check import check_reachable
 
     check_reachable(str(conf["tracking"]["uri"]))
-    from dspy_mlflow.project_loader import load_project
+    from dspy_mlflow.project_loader import check_program, load_project
 
     project = load_project(conf["project"])
+    if not conf["program"].get("init_from"):
+        check_program(project, conf["strategy"])  # a factory that raises fails before any run exists
     _name_project(conf, project)
 
     import mlflow
 
     quiet_libraries()
 
+    from dspy_mlflow.config.secrets import scrub, scrub_text
     from dspy_mlflow.tracking.identity import params_of
 
     workdir = Path(output_dir or ".").resolve()
@@ -136,7 +137,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                              optimizer=previous.data.params.get("optimizer.resolved"))
         if changed:
             print(f"running: the config matches a FINISHED run, but its {' and '.join(changed)} changed")
-    mode, cache_dir = lm_cache.resolve(conf["cache"], str(conf["tracking"]["uri"]))
+    mode, cache_dir = cache_section.resolve(conf["cache"], str(conf["tracking"]["uri"]))
     if not conf["model"].get("cache", True):
         mode, cache_dir = "off", None
     conf["cache"] = {"dir": str(cache_dir) if cache_dir else None, "mode": mode}
@@ -145,7 +146,8 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     tags = {f"{TAG}.{part}_hash": value for part, value in hashes.items()} | {f"{TAG}.project": project.name}
     if sweep:
         tags[f"{TAG}.sweep_id"] = sweep.sweep_id
-    run_name = conf["tracking"].get("run_name") or "-".join(
+    logged = scrub(conf)  # what MLflow keeps: no secret, nor the value of the variable api_key_env names
+    run_name = logged["tracking"].get("run_name") or "-".join(
         str(conf[g]["name"]) for g in ("model", "optimizer", "strategy"))
     active = mlflow.start_run(run_name=run_name, tags=tags,
                               parent_run_id=sweep.parent_run_id if sweep else None)
@@ -153,8 +155,8 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     metrics: dict[str, float] = {}
     job = _Job(conf, project, workdir, metrics, parent=parent, killed=killed)
     try:
-        mlflow.log_params(params_of(conf, exclude=_searched_params(conf)))
-        mlflow.log_dict(conf, "config.yaml")
+        mlflow.log_params(params_of(logged, exclude=_searched_params(conf)))
+        mlflow.log_dict(logged, "config.yaml")
         with Heartbeat(client, run_id, float(conf["tracking"]["heartbeat_s"]), job.raw_path):
             job.execute()
         _flush_traces(conf)
@@ -164,7 +166,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                          model_version=job.model_version, output_dir=str(workdir))
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        reason = job.interrupted(exc) if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+        reason = scrub_text(job.interrupted(exc) if isinstance(exc, KeyboardInterrupt) else one_line(exc), conf)
         try:
             job.log_partial()
             mlflow.set_tag(f"{TAG}.error", reason[:5000])

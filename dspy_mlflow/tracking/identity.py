@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-# Keys never sent to MLflow with their value (api_key_env holds a variable NAME, so it is fine).
-_SECRET = re.compile(r"(^|[._])(api_key|apikey|token|secret|password|authorization|auth_header)s?$", re.I)
 # Keys that do not change results, so they do not change the hash.
 _NOT_IDENTITY = ("tracking", "cache", "eval.num_threads", "eval.progress", "registry", "hydra")
 
@@ -32,7 +29,10 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def is_secret(key: str) -> bool:
-    return bool(_SECRET.search(key))
+    """Keys never sent to MLflow with their value (api_key_env holds a variable NAME, so it is fine)."""
+    from dspy_mlflow.config.secrets import is_secret_key
+
+    return is_secret_key(key)
 
 
 def params_of(cfg: Mapping, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, str]:

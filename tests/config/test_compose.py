@@ -32,7 +32,10 @@ def test_required_entries_exist(group):
 def test_entry_composes_and_validates(compose_cfg, group, entry):
     cfg = compose_cfg(f"{group}={entry}")
     plain = OmegaConf.to_container(cfg, resolve=True)
-    assert plain[group]["name"] == entry if group not in ("tracking",) else plain["tracking"]["uri"]
+    if group == "project":  # a project entry names its module; its name comes from it
+        assert plain["project"]["name"] is None and plain["project"]["module"] == f"projects.{entry}"
+    elif group != "tracking":
+        assert plain[group]["name"] == entry
     validate(plain)
 
 

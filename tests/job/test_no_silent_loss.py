@@ -60,18 +60,65 @@ def test_a_hung_provider_costs_one_timeout_per_try(compose_cfg, workdir):
     assert elapsed < 15, elapsed
 
 
-def test_an_unanswered_test_example_fails_the_run_unless_allowed(compose_cfg, workdir):
-    """The provider fails every call but those of the compile and dev phases (which are cached first):
-    the test examples cannot be answered, so the run ends FAILED, naming them; allowed, it FINISHES."""
-    with serving() as clean:
-        args = ["optimizer=none", "project.split.limit=40", f"cache.dir={workdir}/cache", "model.num_retries=0"]
-        run(hosted(compose_cfg, workdir, clean, *args, "project.split.dev=0.75"), output_dir=workdir / "warm")
-    with serving(options=OfflineOptions(fault_rate=1.0)) as broken:
-        # same port is not guaranteed: point the cached answers' api_base at the broken server by cache key
-        cfg = hosted(compose_cfg, workdir, broken, *args, "tracking.rerun=true")
-        with pytest.raises(DspyMlflowError, match=r"every LM call failed|eval.max_error_rate=0.0 exceeded"):
-            run(cfg, output_dir=workdir / "broken")
+BAD_PROJECT = """
+import json
+from pathlib import Path
+
+import dspy
+
+class Task(dspy.Signature):
+    \"\"\"Say whether the text is about fruit.\"\"\"
+    text: str = dspy.InputField()
+    label: str = dspy.OutputField()
+
+signature = Task
+
+def make_program(strategy):
+    return dspy.Predict(Task)
+
+def load_examples():
+    rows = json.loads(Path(__file__).with_name("rows.json").read_text())
+    return [dspy.Example(text=t, label=l).with_inputs("text") for t, l in rows]
+
+def metric(example, prediction, trace=None):
+    return float(example.label == prediction.label)
+"""
+
+
+def test_a_bad_example_fails_only_itself_and_the_run_says_so(compose_cfg, workdir):
+    """One test example holds a lone surrogate (no provider can receive it): its row names the error,
+    the others are answered, and the run FAILS unless eval.max_error_rate allows one loss."""
+    import random
+
+    rows = [[f"ripe fruit number {i}", "fruit"] if i % 2 else [f"a red car number {i}", "other"] for i in range(24)]
+    order = list(range(24))
+    random.Random(0).shuffle(order)  # the split's own shuffle (project.split.seed=0): 12 train, 6 dev, 6 test
+    bad = order[18]
+    rows[bad][0] = "broken \ud83d text"
+    (workdir / "rows.json").write_text(json.dumps(rows))
+    (workdir / "bad_task.py").write_text(BAD_PROJECT)
+    args = [f"tracking.uri=sqlite:///{workdir}/mlflow.db", f"project.module={workdir}/bad_task.py",
+            "optimizer=labeled_few_shot", "eval.progress=false", "tracking.autolog=false", "tracking.log_model=false"]
+    with pytest.raises(DspyMlflowError, match=r"eval.max_error_rate=0.0 exceeded: 1 of 6 test examples"):
+        run(OmegaConf.to_container(compose_cfg(*args), resolve=True), output_dir=workdir / "strict")
+    written = [json.loads(x) for x in (workdir / "strict" / "raw_outputs.jsonl").read_text().splitlines()]
+    assert len(written) == 6 and [r["error_kind"] for r in written].count("program") == 1
+    (broken,) = [r for r in written if r["error"]]
+    assert broken["inputs"]["text"] == "broken \ud83d text" and "lone surrogate" in broken["error"]
+
+    allowed = run(OmegaConf.to_container(compose_cfg(*args, "eval.max_error_rate=0.2"), resolve=True),
+                  output_dir=workdir / "allowed")
+    assert allowed.status == "FINISHED" and allowed.metrics["eval/errors"] == 1
+
+
+def test_a_provider_that_always_fails_fails_its_job_and_the_sweep_goes_on(cli, workdir):
+    proc = cli(["-m", "model.provider_options.fault_rate=0.0,1.0", "model.num_retries=0", "optimizer=none",
+                "cache.mode=off", "project.split.limit=20", "eval.progress=false", "tracking.log_model=false"],
+               cwd=workdir)
+    assert proc.returncode == 1, proc.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
-    failed = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id],
-                                "attributes.status = 'FAILED'")
-    assert failed and failed[0].data.tags["dspy_mlflow.error"]
+    runs = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id])
+    jobs = {r.data.params["model.provider_options.fault_rate"]: r for r in runs if "model" in r.data.params}
+    assert jobs["0.0"].info.status == "FINISHED" and jobs["1.0"].info.status == "FAILED"
+    assert "every LM call failed" in jobs["1.0"].data.tags["dspy_mlflow.error"]
+    assert "FAILED job" in proc.stderr and "every LM call failed" in proc.stderr

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -63,7 +64,7 @@ def test_kill_9_then_the_same_command_resumes(workdir):
     assert old.info.status == "KILLED"
     assert old.data.tags["dspy_mlflow.error"].startswith("stale run ended KILLED by the next job: its process is gone")
     uploaded = client.download_artifacts(old.info.run_id, "raw_outputs.jsonl", str(workdir))
-    partial = [json.loads(line) for line in open(uploaded, encoding="utf-8")]
+    partial = [json.loads(line) for line in Path(uploaded).read_text(encoding="utf-8").splitlines()]
     assert 8 <= len(partial) < 20, "the partial rows reached MLflow before the kill"
 
     (new,) = [r for r in client.search_runs([old.info.experiment_id]) if r.info.run_id != old.info.run_id]
