@@ -115,7 +115,12 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
     (run,) = runs_in(workdir)
     assert f"run {run.info.run_id} ended KILLED" in err
     assert run.info.status == "KILLED"
-    assert len(raw.read_text().splitlines()) >= 2
+    done = len(raw.read_text().splitlines())
+    assert done >= 2
+    how = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM"}[sig]
+    assert run.data.tags["dspy_mlflow.error"].startswith(
+        f"interrupted by {how} during the test evaluation: "), run.data.tags["dspy_mlflow.error"]
+    assert "examples answered" in run.data.tags["dspy_mlflow.error"]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     assert "raw_outputs.jsonl" in {a.path for a in client.list_artifacts(run.info.run_id)}
 

@@ -57,6 +57,9 @@ def test_gpt4o_against_a_local_openai_compatible_server(cli, workdir):
     assert any(f.suffix in (".pkl", ".cloudpickle") or "model" in f.name for f in all_files(model_dir))
     for f in files:
         assert SECRET.encode() not in f.read_bytes(), f
+    # nor the store itself, Hydra's output folder or the LM cache: every file the job left behind
+    for f in all_files(workdir):
+        assert SECRET.encode() not in f.read_bytes(), f
     traces = mlflow.search_traces(locations=[exp.experiment_id], run_id=run.info.run_id, return_type="list")
     assert traces, "autolog traces are linked to the run"
     blob = json.dumps([t.to_dict() for t in traces], default=str)
