@@ -1,0 +1,74 @@
+"""``python -m dspy_mlflow gate NAME VERSION``: exit 0 not worse than production, 1 worse, 2 bad input.
+
+Also runnable as ``python -m dspy_mlflow.compare.commands gate ...``. One verdict line on stdout;
+a refused or impossible request prints ``error: <one line>`` to stderr and returns 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from dspy_mlflow.errors import DspyMlflowError, one_line
+
+EXIT_BAD_INPUT = 2
+
+
+def _guard(fn: Callable[[], int]) -> int:
+    """Our errors and MLflow's become one line on stderr and exit code 2 (as in registry/commands.py)."""
+    try:
+        return fn()
+    except DspyMlflowError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if type(exc).__name__ == "MlflowException":
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+
+
+def gate_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m dspy_mlflow gate",
+        description="Compare a candidate with NAME@production on the same test examples (paired test on the "
+                    "source runs' raw_outputs.jsonl). Exit 0: not significantly worse; 1: significantly "
+                    "worse; 2: bad input.",
+    )
+    p.add_argument("name", help="registered model name")
+    p.add_argument("version", help="candidate: version number, models:/NAME/VERSION, or a run id")
+    p.add_argument("--metric", default="test/score", help="SPLIT/score compared per example (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and Monte Carlo (default: %(default)s)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    a = p.parse_args(argv)
+
+    def run() -> int:
+        from dspy_mlflow.compare.gate import gate
+
+        result = gate(a.name, a.version, metric=a.metric, alpha=a.alpha, seed=a.seed, tracking_uri=a.tracking_uri)
+        print(result.summary())
+        return result.exit_code
+
+    return _guard(run)
+
+
+COMMANDS = {"gate": gate_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dspy_mlflow.compare.commands WORD ...`` (the same as ``python -m dspy_mlflow WORD``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m dspy_mlflow.compare.commands {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    from dspy_mlflow.quiet import quiet_environment
+
+    quiet_environment()
+    sys.exit(main())

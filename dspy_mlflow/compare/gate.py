@@ -1,0 +1,111 @@
+"""The release gate: may a candidate version replace NAME@production?
+
+Each version's source run (version tag ``source_run``) holds raw_outputs.jsonl. The two runs'
+rows of one split are paired by their inputs and compared with a paired test (paired.py). The
+candidate fails the gate only when it is worse and the difference is not noise: diff < 0 and
+p < alpha. A smaller score that could be noise passes, and so does an equal or better one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from dspy_mlflow.compare.paired import Paired, align, paired
+from dspy_mlflow.compare.raw_outputs import load_raw_outputs
+from dspy_mlflow.errors import ConfigError, RegistryError
+from dspy_mlflow.registry import _common as C
+
+ALPHA = 0.05
+METRIC = "test/score"
+EXIT_NOT_WORSE, EXIT_WORSE = 0, 1
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    candidate: str  # "v3" or "run 1a2b3c4d"
+    production: str  # "v2"
+    metric: str
+    candidate_score: float  # means over the paired examples
+    production_score: float
+    result: Paired  # candidate minus production
+    examples: int  # rows of the split on the larger side
+    alpha: float
+
+    @property
+    def worse(self) -> bool:
+        return self.result.significantly_worse(self.alpha)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_WORSE if self.worse else EXIT_NOT_WORSE
+
+    def summary(self) -> str:
+        r, split = self.result, self.metric.split("/")[0]
+        on = f"{r.n}" if r.n == self.examples else f"{r.n} of {self.examples}"
+        verdict = "significantly worse" if self.worse else "not worse"
+        return (f"gate {self.name} {self.candidate} vs production {self.production} on {on} {split} examples: "
+                f"{self.metric} {self.candidate_score:.3f} vs {self.production_score:.3f}, diff {r.diff:+.3f} "
+                f"[{r.low:+.3f}, {r.high:+.3f}], p={r.p_value:.2g}: {verdict} (exit {self.exit_code})")
+
+
+def _split_of(metric: str) -> str:
+    split, _, field = metric.partition("/")
+    if not split or field != "score":
+        raise ConfigError("--metric", metric, "SPLIT/score, the per-example score in raw_outputs.jsonl (e.g. test/score)")
+    return split
+
+
+def _source_run(mv) -> str:
+    run_id = mv.tags.get(C.TAG_SOURCE_RUN) or mv.run_id
+    if not run_id:
+        raise RegistryError(f"{mv.name} v{mv.version} has no source run (version tag {C.TAG_SOURCE_RUN!r})")
+    return run_id
+
+
+def _candidate(c: MlflowClient, name: str, ref: str) -> tuple[str, str]:
+    """(label, run id) of a version number, a models:/ URI of ``name``, or a run id."""
+    ref = str(ref).strip()
+    if ref.isdigit() or ref.startswith("models:/"):
+        mv = C.resolve(c, ref, name)
+        return f"v{mv.version}", _source_run(mv)
+    try:
+        run = c.get_run(ref)
+    except MlflowException:
+        raise ConfigError("VERSION", ref, f"a version number of {name!r}, a models:/{name}/... URI or an "
+                          "existing run id") from None
+    return f"run {run.info.run_id[:8]}", run.info.run_id
+
+
+def gate(
+    name: str,
+    version: str | int,
+    *,
+    metric: str = METRIC,
+    alpha: float = ALPHA,
+    seed: int = 0,
+    tracking_uri: str | None = None,
+) -> GateResult:
+    """Compare ``version`` (number, models:/ URI or run id) with ``name``@production on ``metric``'s split."""
+    split = _split_of(metric)
+    if not 0 < alpha < 1:
+        raise ConfigError("--alpha", alpha, "a significance level between 0 and 1, e.g. 0.05")
+    c = C.client(tracking_uri)
+    C.get_registered_model(c, name)
+    production = C.get_alias(c, name, C.PRODUCTION)
+    if production is None:
+        raise RegistryError(f"registered model {name!r} has no production version (alias @{C.PRODUCTION}); "
+                            f"promote one first: python -m dspy_mlflow promote {name} VERSION")
+    candidate_label, candidate_run = _candidate(c, name, version)
+    production_label = f"v{production.version}"
+    pairs = align(load_raw_outputs(c, _source_run(production)), load_raw_outputs(c, candidate_run), split=split,
+                  labels=(f"production {production_label}", f"{name} {candidate_label}"))
+    result = paired(pairs.a, pairs.b, seed=seed)
+    return GateResult(
+        name=name, candidate=candidate_label, production=production_label, metric=metric,
+        candidate_score=sum(pairs.b) / pairs.matched, production_score=sum(pairs.a) / pairs.matched,
+        result=result, examples=max(pairs.n_a, pairs.n_b), alpha=alpha,
+    )
