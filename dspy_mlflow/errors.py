@@ -6,7 +6,8 @@
     ├── ProviderError      a model cannot be reached, loaded or authenticated
     ├── BudgetExceeded     budget.max_cost_usd would be exceeded
     ├── LostExamples       more test examples unanswered after retries than eval.max_error_rate allows
-    └── RegistryError      a registered model, version or alias is missing or refused
+    ├── RegistryError      a registered model, version or alias is missing or refused
+    └── CompareError       two programs' outputs cannot be compared (no raw outputs, examples that do not pair)
 
 Every message is one line, so the CLI can print it as it is.
 """
@@ -43,6 +44,10 @@ class LostExamples(DspyMlflowError):
 
 
 class RegistryError(DspyMlflowError):
+    pass
+
+
+class CompareError(DspyMlflowError):
     pass
 
 

@@ -11,8 +11,6 @@ Modules import numpy/scipy at their top; nothing here is imported until a comman
 
 from __future__ import annotations
 
-from dspy_mlflow.errors import DspyMlflowError
+from dspy_mlflow.errors import CompareError
 
-
-class CompareError(DspyMlflowError):
-    """Two programs' outputs cannot be compared: a run without raw outputs, examples that do not pair."""
+__all__ = ["CompareError"]

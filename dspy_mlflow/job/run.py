@@ -342,12 +342,12 @@ class _Job:
         with self.ledger.in_phase("eval"):
             dev_result = evaluate(compiled, dev, metric, ledger=self.ledger, split="dev",
                                   num_threads=threads, progress=progress, trace_sampling=sampling,
-                                  on_row=self._at("the dev evaluation"))
+                                  keep_records=True, on_row=self._at("the dev evaluation"))
             self._metric("dev/score", dev_result.score)
             test_result = evaluate(compiled, test, metric, ledger=self.ledger, split="test",
                                    num_threads=threads, raw_path=self.raw_path, progress=progress,
                                    trace_sampling=sampling, reuse=self._resumable_rows(state),
-                                   on_row=self._at("the test evaluation"))
+                                   keep_records=True, on_row=self._at("the test evaluation"))
         self.step = "logging the results"
         self._metrics({
             "test/score": test_result.score,
@@ -357,6 +357,7 @@ class _Job:
             "eval/errors": test_result.errors, "eval/lost": test_result.lost,
             "eval/parse_errors": test_result.parse_errors, "eval/retried_examples": test_result.retried,
             "eval/resumed_examples": test_result.reused,
+            **self._confidence(baseline, dev_result, test_result),
         })
         self._log_usage(n_test=len(test))
         self._log_raw()
@@ -386,6 +387,20 @@ class _Job:
         if tags:
             mlflow.set_tags(tags)
         return model_cfg
+
+    def _confidence(self, baseline, dev_result, test_result) -> dict[str, float]:
+        """95% intervals of each score, and the compiled program against the baseline on dev, paired."""
+        from dspy_mlflow.compare.intervals import interval_metrics
+        from dspy_mlflow.compare.paired import paired_metrics
+
+        seed = int(self.conf["seed"])
+        base = interval_metrics(baseline.records, "dev", seed=seed)
+        out = {**{k.replace("dev/score", "dev/baseline_score"): v for k, v in base.items()},
+               **interval_metrics(dev_result.records, "dev", seed=seed),
+               **interval_metrics(test_result.records, "test", seed=seed)}
+        with contextlib.suppress(DspyMlflowError):  # examples that do not pair: no comparison
+            out.update(paired_metrics(baseline.records, dev_result.records, "dev/vs_baseline", seed=seed))
+        return out
 
     def _at(self, step: str):
         """An evaluation's on_row: remember how far it got, for an interrupt's reason."""
