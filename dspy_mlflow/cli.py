@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "lineage": ("dspy_mlflow.registry.commands:lineage_main", "print the version tree of a registered program"),
     "runs": ("dspy_mlflow.registry.commands:runs_main", "compare the runs of an experiment or sweep (CSV too)"),
     "ui": ("dspy_mlflow.registry.commands:ui_main", "open the MLflow UI on the configured store (offline-safe)"),
+    "plan": ("dspy_mlflow.compare.plan_command:plan_main", "forecast tokens, dollars and time of a job or sweep (-m)"),
     "gate": ("dspy_mlflow.compare.commands:gate_main",
              "exit 0 if a version is not significantly worse than production, 1 if worse, 2 on bad input"),
     "serve-offline": ("dspy_mlflow.lm.offline_server:main", "serve the offline model as an OpenAI-compatible API"),

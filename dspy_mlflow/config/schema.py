@@ -86,6 +86,7 @@ class EvalConfig:
 @dataclass
 class BudgetConfig:
     max_cost_usd: Optional[float] = None
+    sweep_max_cost_usd: Optional[float] = None  # a sweep forecast (plan) above it does not start
 
 
 @dataclass

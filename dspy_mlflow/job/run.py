@@ -118,6 +118,9 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     workdir = Path(output_dir or ".").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
+    if str(conf["tracking"]["uri"]).startswith("sqlite"):
+        # one trace writer: concurrent exporters on one sqlite file fail with "database is locked"
+        os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS", "1")
     mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
     experiment = _experiment(conf, sweep)
     client = mlflow.MlflowClient()

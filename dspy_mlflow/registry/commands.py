@@ -90,9 +90,9 @@ def lineage_main(argv: list[str]) -> int:
     return _guard(run)
 
 
-_SHOWN = ("run_name", "status", "model", "optimizer", "strategy", "test/score", "dev/score",
-          "eval/tokens_in", "eval/tokens_out", "compile/tokens_in", "compile/tokens_out",
-          "cost/total_usd", "cost/list_usd", "eval/cache_hits", "duration_s")
+_SHOWN = ("run_id", "status", "project", "model", "optimizer", "strategy", "test/score", "dev/score",
+          "eval/tokens_in", "compile/tokens_in", "cost/total_usd", "cost/list_usd", "eval/cache_hits",
+          "eval/latency_p50_ms", "duration_s")
 
 
 def runs_main(argv: list[str]) -> int:
@@ -120,8 +120,10 @@ def runs_main(argv: list[str]) -> int:
         if frame.empty:
             print(f"no runs in experiment {a.experiment!r}" + (f" for sweep {a.sweep}" if a.sweep else ""))
         else:
+            view = frame[list(_SHOWN)].copy()
+            view["run_id"] = view["run_id"].str[:8]  # the CSV and runs_frame() keep the whole id
             with pd.option_context("display.width", 250, "display.max_columns", 50):
-                print(frame[list(_SHOWN)].to_string(index=False, na_rep="-"))
+                print(view.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
         if a.csv:
             print(f"wrote {len(frame)} run(s) to {a.csv}")
         return 0

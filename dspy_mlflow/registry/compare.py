@@ -14,6 +14,8 @@ DEFAULT_EXPERIMENT = "dspy_mlflow"
 PARAM_COLUMNS = ("model", "optimizer", "strategy", "project")
 METRIC_COLUMNS = (
     "test/score",
+    "test/score_ci_low",
+    "test/score_ci_high",
     "dev/score",
     "dev/baseline_score",
     "eval/tokens_in",
@@ -23,8 +25,16 @@ METRIC_COLUMNS = (
     "cost/total_usd",
     "cost/list_usd",
     "eval/cache_hits",
+    "compile/cache_hits",
+    "lm/calls",
+    "eval/errors",
+    "eval/latency_p50_ms",
+    "eval/latency_p95_ms",
 )
-COLUMNS = ("run_id", "run_name", "status", *PARAM_COLUMNS, *METRIC_COLUMNS, "duration_s")
+# counts stay whole numbers (pandas' nullable Int64: a run that did not log one shows <NA>)
+INT_COLUMNS = ("eval/tokens_in", "eval/tokens_out", "compile/tokens_in", "compile/tokens_out", "eval/cache_hits",
+               "compile/cache_hits", "lm/calls", "eval/errors")
+COLUMNS = ("run_id", "run_name", "status", *PARAM_COLUMNS, "sweep_id", "start_time", *METRIC_COLUMNS, "duration_s")
 SWEEP_TAG = "dspy_mlflow.sweep_id"
 
 
@@ -61,6 +71,8 @@ def runs_frame(
         token = page.token
         if not token:
             break
+    if sweep_id:
+        runs += _reused_by_sweep(c, exp.experiment_id, sweep_id, {r.info.run_id for r in runs})
     rows = []
     for run in runs:
         if "model" not in run.data.params:
@@ -71,9 +83,23 @@ def runs_frame(
             "run_name": run.info.run_name,
             "status": run.info.status,
             **job_fields(run, METRIC_COLUMNS),
-            "duration_s": round((end - start) / 1000.0, 3) if start and end else None,
+            "sweep_id": run.data.tags.get(SWEEP_TAG),
+            "start_time": pd.Timestamp(start, unit="ms", tz="UTC") if start else pd.NaT,
+            "duration_s": (end - start) / 1000.0 if start and end else None,
         })
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for k in (*METRIC_COLUMNS, "duration_s"):
         frame[k] = pd.to_numeric(frame[k], errors="coerce")
+    for k in INT_COLUMNS:
+        frame[k] = frame[k].round().astype("Int64")
     return frame.sort_values("test/score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _reused_by_sweep(c, experiment_id: str, sweep_id: str, have: set[str]) -> list:
+    """Earlier runs the sweep's skipped jobs reused (listed on its parent run)."""
+    from dspy_mlflow.sweep.leaderboard import REUSED_TAG
+
+    parents = c.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{C._quote(sweep_id)}' and "
+                                             f"tags.`dspy_mlflow.sweep_parent` = 'true'")
+    ids = {i for p in parents for i in (p.data.tags.get(REUSED_TAG) or "").split(",") if i and i not in have}
+    return [c.get_run(i) for i in sorted(ids)]

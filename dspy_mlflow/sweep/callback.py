@@ -47,6 +47,14 @@ class SweepCallback(Callback):
         self.tracking_uri = str(config.tracking.uri)
         try:
             check_reachable(self.tracking_uri)
+            budget = config.budget.get("sweep_max_cost_usd")
+            if budget is not None:
+                from dspy_mlflow.compare.plan import refuse_over_budget
+
+                reason = refuse_over_budget(list(config.hydra.overrides.task), float(budget))
+                if reason:
+                    print(f"error: {reason}", file=sys.stderr)
+                    sys.exit(1)
         except DspyMlflowError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)

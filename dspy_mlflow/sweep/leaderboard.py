@@ -13,9 +13,10 @@ from pathlib import Path
 COLUMNS = ["rank", "job", "model", "optimizer", "strategy", "status", "test/score", "test/score_ci_low",
            "test/score_ci_high", "not_worse_than_best", "dev/score", "dev/score_ci_low", "dev/score_ci_high",
            "dev/baseline_score", "cost/total_usd", "cost/list_usd", "eval/cache_hits", "eval/tokens_in", "eval/tokens_out", "compile/tokens_in",
-           "compile/tokens_out", "compile/duration_s", "run_id", "error"]
+           "compile/tokens_out", "compile/duration_s", "run_id", "reused_run", "error"]
 COMPARED = ("FINISHED", "SKIPPED")  # jobs whose outputs are whole: a FAILED job's may stop part-way
 ALPHA = 0.05
+REUSED_TAG = "dspy_mlflow.reused_runs"  # on the sweep parent: runs from outside the sweep its skipped jobs reused
 
 
 def build_leaderboard(tracking_uri: str, jobs: list[dict]):
@@ -28,8 +29,9 @@ def build_leaderboard(tracking_uri: str, jobs: list[dict]):
     metric_keys = [k for k in COLUMNS if "/" in k]
     rows = []
     for job in jobs:
+        skipped = job.get("status") == "SKIPPED"  # its run is an earlier one, from outside this sweep
         row = {"job": job["job"], "status": job.get("status"), "run_id": job.get("run_id"),
-               "error": job.get("error") or ""}
+               "reused_run": job.get("run_id") if skipped else "", "error": job.get("error") or ""}
         if job.get("run_id"):
             row.update(job_fields(client.get_run(job["run_id"]), metric_keys))
         rows.append(row)
@@ -83,6 +85,9 @@ def log_leaderboard(tracking_uri: str, parent_run_id: str, board, sweep_dir: str
     if not best.empty and best.iloc[0]["test/score"] == best.iloc[0]["test/score"]:
         client.log_metric(parent_run_id, "best/test_score", float(best.iloc[0]["test/score"]))
         client.set_tag(parent_run_id, "dspy_mlflow.best_run_id", str(best.iloc[0]["run_id"]))
+    reused = [r for r in board["reused_run"] if r]
+    if reused:  # runs --sweep lists them with the sweep's own runs
+        client.set_tag(parent_run_id, REUSED_TAG, ",".join(reused))
 
 
 def _interval(low, high) -> str:
@@ -99,4 +104,6 @@ def format_board(board) -> str:
                                                                     board["test/score_ci_high"], strict=True)])
     view.insert(7, "not_worse", board["not_worse_than_best"].map({True: "yes", False: "no"}).astype(object))
     view["run"] = view["run"].fillna("").str[:8]
+    view["status"] = [f"reused {run}" if status == "SKIPPED" else status  # an earlier run: its id follows
+                      for status, run in zip(view["status"], view["run"], strict=True)]
     return view.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")

@@ -132,3 +132,15 @@ def test_optimizer_progress_goes_to_stderr_and_stdout_keeps_the_summary(cli, wor
     out = [line for line in proc.stdout.splitlines() if line.strip()]
     assert out[0].startswith("compiling with bootstrap_random_search") and "FINISHED" in out[-1]
     assert "Average Metric" not in proc.stdout and "Going to sample" not in proc.stdout
+
+
+def test_sixteen_threads_with_every_example_traced_write_the_sqlite_store_cleanly(cli, workdir):
+    proc = cli(["optimizer=labeled_few_shot", "eval.num_threads=16", "tracking.trace_sampling=1.0",
+                "project.split.limit=120", "registry.register=false", "tracking.log_model=false",
+                "eval.progress=false"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "database is locked" not in proc.stderr and "Traceback" not in proc.stderr
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    (run,) = runs_in(workdir)
+    traces = client.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, max_results=500)
+    assert len(traces) == 120 - 60 + 30, "every dev (twice) and test example was traced"

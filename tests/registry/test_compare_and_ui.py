@@ -34,6 +34,8 @@ def test_runs_frame_and_csv(sqlite_store, model_name, examples, tmp_path, capsys
     assert best["optimizer"] == "labeled_few_shot" and best["test/score"] == pytest.approx(0.7)
     assert best["eval/tokens_in"] == 500.0 and best["cost/total_usd"] == pytest.approx(0.005)
     assert best["status"] == "FINISHED" and best["duration_s"] >= 0
+    assert best["sweep_id"] == "sw1" and best["start_time"].tzname() == "UTC"
+    assert str(frame["eval/tokens_in"].dtype) == "Int64", "counts stay whole numbers"
     sweep = runs_frame(exp, sweep_id="sw1", tracking_uri=sqlite_store)
     assert sorted(sweep["optimizer"]) == ["labeled_few_shot", "none"] and set(sweep["strategy"]) == {"predict"}
 

@@ -1,0 +1,52 @@
+"""``plan`` forecasts a job before it runs, within 25% of what the job then spends; a sweep whose
+forecast is over ``budget.sweep_max_cost_usd`` does not start."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from dspy_mlflow.compare.plan import forecast_job, job_configs
+from dspy_mlflow.job.run import run
+from dspy_mlflow.lm.offline import OfflineOptions
+from dspy_mlflow.lm.offline_server import serving
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+
+
+def overrides(base_url, workdir):
+    return ["model=openai_compatible", f"model.api_base={base_url}", "model.litellm_model=openai/offline",
+            "model.pricing.input_per_1m=0.15", "model.pricing.output_per_1m=0.60", "project.split.limit=60",
+            f"tracking.uri=sqlite:///{workdir}/mlflow.db", "eval.progress=false", "tracking.autolog=false",
+            "tracking.log_model=false", "optimizer=bootstrap_few_shot", "cache.mode=off"]
+
+
+def test_forecast_is_within_a_quarter_of_the_run(workdir):
+    with serving(options=OfflineOptions(latency_ms=20)) as url:
+        ((label, cfg),) = job_configs(overrides(url, workdir), multirun=False)
+        forecast = forecast_job(cfg, label)
+        assert forecast.source == "probe"
+        result = run(cfg, output_dir=workdir / "out")
+        again = forecast_job(cfg, label)  # now a FINISHED run of the same identity exists
+    m = result.metrics
+    actual_in = m["eval/tokens_in"] + m["compile/tokens_in"]
+    actual_out = m["eval/tokens_out"] + m["compile/tokens_out"]
+    assert forecast.tokens_in == pytest.approx(actual_in, rel=0.25)
+    assert forecast.tokens_out == pytest.approx(actual_out, rel=0.25)
+    assert forecast.cost_usd == pytest.approx(m["cost/total_usd"], rel=0.25)
+    assert forecast.calls == pytest.approx(m["lm/calls"], rel=0.25)
+    assert again.source.startswith("history") and again.cost_usd == pytest.approx(m["cost/list_usd"])
+
+
+def test_a_sweep_forecast_over_budget_does_not_start(cli, workdir):
+    with serving() as url:
+        args = ["-m", *overrides(url, workdir)[:-1], "optimizer=none,labeled_few_shot", "budget.sweep_max_cost_usd=0.0001"]
+        proc = cli([a for a in args if not a.startswith("tracking.uri")], cwd=workdir)
+        plan = cli(["plan", *[a for a in args if not a.startswith("tracking.uri")]], cwd=workdir)
+    assert proc.returncode == 1
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert "budget.sweep_max_cost_usd=0.0001" in line and "forecast at $" in line
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    assert not client.search_experiments() or not client.search_runs(
+        [e.experiment_id for e in client.search_experiments()]), "no parent run, no job run"
+    assert plan.returncode == 0 and "optimizer=labeled_few_shot" in plan.stdout and "is over it" in plan.stdout
