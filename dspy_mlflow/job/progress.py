@@ -1,9 +1,13 @@
-"""How the optimizer got there: what it proposed and how each candidate scored, as metrics.
+"""How the optimizer got there: how each candidate it evaluated scored, as the metric series
+``compile/candidate_score`` (one step per candidate, in the order they were tried).
 
-GEPA reports through its own callback protocol (``gepa.core.callbacks``): each
-proposal, and each proposal's minibatch score when accepted or rejected. The
-job logs ``compile/candidates_proposed``, ``compile/candidates_accepted`` and the
-series ``compile/candidate_score`` (step = proposal number).
+* GEPA reports through its own callback protocol (``gepa.core.callbacks``): each proposal,
+  and its minibatch score when accepted or rejected; also ``compile/candidates_proposed``
+  and ``compile/candidates_accepted``.
+* BootstrapFewShotWithRandomSearch leaves ``candidate_programs`` (score and seed) on its
+  result: step = the order of the seeds it tried.
+* MIPROv2 leaves ``trial_logs`` on its result: step = trial number, value = the trial's
+  full-evaluation score (its minibatch score when it had none).
 """
 
 from __future__ import annotations
@@ -39,16 +43,42 @@ class GepaProgress:
                 "compile/candidates_accepted": float(self.accepted)}
 
 
-def log_progress(progress: GepaProgress | None) -> dict[str, float]:
-    """Log what ``progress`` saw on the active run; returns the summary metrics."""
-    if progress is None:
-        return {}
+def candidate_series(compiled) -> list[tuple[int, float]]:
+    """(step, score) of the candidates an optimizer recorded on its result, in the order tried,
+    on the job's 0..1 scale (``dspy.Evaluate`` reports percentages)."""
+    return [(step, score / 100.0) for step, score in _recorded(compiled)]
+
+
+def _recorded(compiled) -> list[tuple[int, float]]:
+    candidates = getattr(compiled, "candidate_programs", None)
+    trials = getattr(compiled, "trial_logs", None)
+    if isinstance(trials, dict) and trials:
+        series = []
+        for step, log in sorted(trials.items()):
+            score = log.get("full_eval_score", log.get("mb_score")) if isinstance(log, dict) else None
+            if score is not None:
+                series.append((int(step), float(score)))
+        return series
+    if isinstance(candidates, list) and candidates and all(isinstance(c, dict) for c in candidates):
+        ordered = sorted(candidates, key=lambda c: c.get("seed", 0))
+        return [(i, float(c["score"])) for i, c in enumerate(ordered) if c.get("score") is not None]
+    return []
+
+
+def log_progress(progress: GepaProgress | None, compiled=None) -> dict[str, float]:
+    """Log the candidates' scores on the active run; returns the summary metrics."""
     import mlflow
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    metrics = [Metric("compile/candidate_score", score, now, step) for step, score in enumerate(progress.scores)]
-    summary = progress.metrics()
+    if progress is not None:
+        series = list(enumerate(progress.scores))
+        summary = progress.metrics()
+    else:
+        series = candidate_series(compiled)
+        summary = {"compile/candidates": float(len(series))} if series else {}
+    metrics = [Metric("compile/candidate_score", score, now, step) for step, score in series]
     metrics += [Metric(key, value, now, 0) for key, value in summary.items()]
-    mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
+    if metrics:
+        mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)
     return summary

@@ -333,7 +333,7 @@ class _Job:
                 gepa = GepaProgress() if entry["name"] == "gepa" else None
                 compiled = compile_program(entry, program, metric=metric, trainset=train, devset=dev, lm=lm,
                                            num_threads=threads, seed=int(conf["seed"]), progress=gepa)
-                self.metrics.update(log_progress(gepa))
+                self.metrics.update(log_progress(gepa, compiled))
         self._metric("compile/duration_s", time.perf_counter() - t0)
         if entry["name"] != "none":
             self._warn_if_unchanged(program, compiled, entry["name"])

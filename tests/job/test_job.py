@@ -206,3 +206,21 @@ def test_gepa_defaults_propose_and_an_unchanged_program_is_flagged(compose_cfg, 
     assert [h.step for h in history] == list(range(int(m["compile/candidates_proposed"])))
     warning = r.data.tags["dspy_mlflow.warning"]
     assert warning.startswith("optimizer=gepa changed nothing") and "candidates proposed, 0 accepted" in warning
+
+
+@pytest.mark.parametrize(("optimizer", "extra"), [
+    ("bootstrap_random_search", ["optimizer.num_candidate_programs=3"]),
+    ("mipro_v2", ["optimizer.compile.num_trials=3"]),
+])
+def test_optimizer_candidates_are_a_metric_series(compose_cfg, workdir, optimizer, extra):
+    cfg = job_cfg(compose_cfg, workdir, f"optimizer={optimizer}", *extra, "registry.register=false",
+                  "tracking.log_model=false")
+    result = run(cfg, output_dir=workdir / "out")
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    history = client.get_metric_history(result.run_id, "compile/candidate_score")
+    assert len(history) >= 3 and all(0.0 <= h.value <= 1.0 for h in history)
+    assert [h.step for h in history] == sorted(h.step for h in history)
+    assert result.metrics["compile/candidates"] == len(history)
+    # no nested eval_N runs (MLflow's own autolog of compiles is off)
+    assert not client.search_runs([client.get_run(result.run_id).info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
