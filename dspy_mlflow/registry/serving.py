@@ -1,4 +1,4 @@
-"""Let a pickled program find its custom LiteLLM provider in another process.
+"""Let a pickled program find its custom LiteLLM provider, and answer batches, in another process.
 
 ``mlflow.dspy.log_model`` pickles the program together with ``dspy.settings`` (the LM included),
 but a custom LiteLLM provider (``offline/...``, ``mlx/...``) lives in
@@ -10,6 +10,11 @@ with "LLM Provider NOT provided".
 unpickled it imports the provider module and calls its ``setup(model_cfg)`` (idempotent), so the
 provider is registered before the program runs. Log the model inside
 ``with provider_restore(model_cfg): mlflow.dspy.log_model(...)``.
+
+MLflow's DSPy flavor answers one record per request ("Dspy model doesn't support batch
+inference"). The same callback, when unpickled, lets that flavor's pyfunc wrapper answer a
+batch (a DataFrame of several rows, a list of records) record by record, in order: a batch of
+records in one ``/invocations`` request of ``mlflow models serve`` gets a list of predictions.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ except ImportError:  # pragma: no cover
 
 
 class ProviderRestore(BaseCallback):
-    """Re-registers a custom LiteLLM provider when unpickled."""
+    """Re-registers a custom LiteLLM provider, and lets the DSPy flavor answer batches, when unpickled."""
 
     def __init__(self, model_cfg: Mapping[str, Any]):
         self.model_cfg = dict(model_cfg)
 
     def restore(self) -> None:
-        from dspy_mlflow.lm.providers import setup_custom
+        from dspy_mlflow.lm.providers import CUSTOM_PROVIDERS, provider_of, setup_custom
 
-        setup_custom(self.model_cfg)
+        answer_batches()
+        if provider_of(self.model_cfg) in CUSTOM_PROVIDERS:
+            setup_custom(self.model_cfg)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"model_cfg": self.model_cfg}
@@ -43,11 +50,40 @@ class ProviderRestore(BaseCallback):
         self.restore()
 
 
-def restore_callback(model_cfg: Mapping[str, Any]) -> ProviderRestore | None:
-    """The callback for ``model_cfg`` (needs ``litellm_model``), or None for a LiteLLM built-in provider."""
-    from dspy_mlflow.lm.providers import CUSTOM_PROVIDERS, provider_of
+def restore_callback(model_cfg: Mapping[str, Any]) -> ProviderRestore:
+    """The callback pickled with a program logged for ``model_cfg`` (needs ``litellm_model``)."""
+    return ProviderRestore(_plain(model_cfg))
 
-    return ProviderRestore(_plain(model_cfg)) if provider_of(model_cfg) in CUSTOM_PROVIDERS else None
+
+def answer_batches() -> None:
+    """Let MLflow's DSPy pyfunc wrapper answer several records, one program call each (once per process)."""
+    try:
+        from mlflow.dspy.wrapper import DspyModelWrapper
+    except ImportError:  # pragma: no cover - not serving through MLflow
+        return
+    single = DspyModelWrapper.predict
+    if getattr(single, "_answers_batches", False):
+        return
+
+    def predict(self, inputs: Any, params: dict[str, Any] | None = None):
+        records = _records(inputs)
+        if records is None:
+            return single(self, inputs, params)
+        return [single(self, record, params) for record in records]
+
+    predict._answers_batches = True  # type: ignore[attr-defined]
+    DspyModelWrapper.predict = predict
+
+
+def _records(inputs: Any) -> list | None:
+    """The records of a batch (several DataFrame rows, a list of dicts), else None: one input."""
+    import pandas as pd
+
+    if isinstance(inputs, pd.DataFrame) and len(inputs) > 1:
+        return [inputs.iloc[[i]].reset_index(drop=True) for i in range(len(inputs))]
+    if isinstance(inputs, list) and len(inputs) > 1 and all(isinstance(r, Mapping) for r in inputs):
+        return list(inputs)
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -64,9 +100,6 @@ def provider_restore(model_cfg: Mapping[str, Any]):
     import dspy
 
     callback = restore_callback(model_cfg)
-    if callback is None:
-        yield None
-        return
     callbacks = [cb for cb in (dspy.settings.get("callbacks") or []) if not isinstance(cb, ProviderRestore)]
     with dspy.context(callbacks=[*callbacks, callback]):
         yield callback

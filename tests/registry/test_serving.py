@@ -67,6 +67,11 @@ def test_models_serve_answers_with_the_production_program(store, model_name, exa
         assert _post(f"{base}/invocations", {"dataframe_records": [{"text": other.text}]})["predictions"] == {
             "sentiment": "positive"
         }
+        # a batch of records in one request: each answered, in order
+        batch = _post(f"{base}/invocations", {"dataframe_records": [{"text": example.text}, {"text": other.text},
+                                                                     {"text": example.text}]})
+        assert batch == {"predictions": [{"sentiment": "negative"}, {"sentiment": "positive"},
+                                         {"sentiment": "negative"}]}, batch
     finally:
         _kill_group(proc)
         log.close()
