@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 
@@ -32,8 +33,26 @@ def subcommand_help() -> str:
     return "\n".join(f"  {name:<{width}}  {desc}" for name, (_, desc) in SUBCOMMANDS.items())
 
 
+def _complete_subcommands(args: list[str]) -> None:
+    """Tab completion (Hydra's ``-sc query=bash``): the first word also completes to a subcommand;
+    after a subcommand, Hydra's overrides do not apply."""
+    line = os.environ.get("COMP_LINE")
+    if line is None or len(args) != 2 or args[0] not in ("-sc", "--shell-completion") or \
+            not args[1].startswith("query="):
+        return
+    words = line.split()[1:]
+    if words and words[0] in ("-m", "--multirun"):
+        return
+    if words and (words[0] in SUBCOMMANDS and (len(words) > 1 or line.endswith(" "))):
+        sys.exit(0)  # a subcommand's own arguments: nothing of Hydra's fits
+    if len(words) <= 1 and not line.endswith(" ") or not words:
+        prefix = words[0] if words else ""
+        print(" ".join(name for name in SUBCOMMANDS if name.startswith(prefix)), end=" ")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    _complete_subcommands(args)
     if args and args[0] in SUBCOMMANDS:
         from dspy_mlflow.quiet import quiet_environment
 

@@ -279,9 +279,7 @@ def load_project(project_cfg: Mapping, *, check_examples: bool = True) -> Projec
         except Exception as exc:
             raise ProjectError(f"{where}: load_examples() raised {one_line(exc)}") from exc
 
-    name = _cfg_get(project_cfg, "name") or (
-        Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]
-    )
+    name = project_name(project_cfg)
     return Project(
         name=str(name),
         module_name=module.__name__ if target.endswith(".py") else target,
@@ -311,6 +309,14 @@ def check_program(project: Project, strategy_cfg: Mapping) -> Any:
         raise ProjectError(f"{where}: make_program(strategy={strategy}) returned {type(program).__name__}, "
                            "expected a dspy.Module")
     return program
+
+
+def project_name(project_cfg: Mapping) -> str:
+    """``project.name``, else the module's last part (``projects.sentiment`` -> sentiment,
+    ``path/my_task.py`` -> my_task)."""
+    target = str(_cfg_get(project_cfg, "module") or "").strip()
+    return str(_cfg_get(project_cfg, "name") or (
+        Path(target).stem if target.endswith(".py") else target.rsplit(".", 1)[-1]))
 
 
 def signature_hash(signature: Any) -> str:

@@ -109,3 +109,12 @@ def gate(
         candidate_score=sum(pairs.b) / pairs.matched, production_score=sum(pairs.a) / pairs.matched,
         result=result, examples=max(pairs.n_a, pairs.n_b), alpha=alpha,
     )
+
+
+def production_rows(c: MlflowClient, name: str) -> tuple[str, list[dict]] | None:
+    """(label, raw output rows) of ``name@production``'s source run, or None when there is none."""
+    try:
+        mv = c.get_model_version_by_alias(name, C.PRODUCTION)
+    except MlflowException:
+        return None
+    return f"v{mv.version}", load_raw_outputs(c, _source_run(mv))

@@ -101,6 +101,11 @@ class ProgramConfig:
 
 
 @dataclass
+class CompareConfig:
+    to: Optional[str] = None  # "production": the test rows are paired with NAME@production's (test/vs_production/*)
+
+
+@dataclass
 class RootConfig:
     model: ModelConfig = MISSING
     optimizer: dict[str, Any] = MISSING
@@ -110,6 +115,7 @@ class RootConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     program: ProgramConfig = field(default_factory=ProgramConfig)

@@ -70,6 +70,9 @@ def _by_owner(cfg: Mapping) -> None:
     from dspy_mlflow.tracking.cache_section import check_section
 
     check_section(cfg.get("cache") or {})
+    to = (cfg.get("compare") or {}).get("to")
+    if to not in (None, "production"):
+        raise ConfigError("compare.to", to, "production (pair the test rows with NAME@production's), or null")
     model = cfg["model"]
     if str(model.get("litellm_model", "")).startswith("offline/"):
         from dspy_mlflow.lm.offline import check_options

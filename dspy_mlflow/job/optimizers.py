@@ -201,6 +201,10 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
         ctor["metric"] = gepa_metric(metric) if name == "gepa" else metric
     if "num_threads" in accepted and ctor.get("num_threads") is None:
         ctor["num_threads"] = num_threads
+    if "max_errors" in accepted and ctor.get("max_errors") is None:
+        # a model that answers unparsably (mlx_tiny) leaves the demos out, it does not stop the job:
+        # its parse errors are counted per example, and an unchanged program is flagged
+        ctor["max_errors"] = len(trainset) + len(devset or []) + 1
     if name == "gepa":
         ctor.setdefault("reflection_lm", lm)
         ctor.setdefault("seed", seed)

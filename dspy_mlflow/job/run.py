@@ -403,7 +403,29 @@ class _Job:
                **interval_metrics(test_result.records, "test", seed=seed)}
         with contextlib.suppress(DspyMlflowError):  # examples that do not pair: no comparison
             out.update(paired_metrics(baseline.records, dev_result.records, "dev/vs_baseline", seed=seed))
+        if (self.conf.get("compare") or {}).get("to") == "production":
+            out.update(self._against_production(test_result.records, seed))
         return out
+
+    def _against_production(self, rows: list[dict], seed: int) -> dict[str, float]:
+        """The test rows paired with the production version's (same examples, by inputs)."""
+        import mlflow
+
+        from dspy_mlflow.compare.gate import production_rows
+        from dspy_mlflow.compare.paired import paired_metrics
+
+        name = self.conf["registry"].get("name") or self.project.name
+        found = production_rows(mlflow.MlflowClient(), name)
+        if found is None:
+            print(f"compare.to=production: {name} has no production version yet; nothing to compare")
+            return {}
+        label, production = found
+        mlflow.set_tag(f"{TAG}.compared_to", f"{name} {label}")
+        try:
+            return paired_metrics(production, rows, "test/vs_production", seed=seed)
+        except DspyMlflowError as exc:
+            print(f"compare.to=production: not compared with {name} {label}: {exc}")
+            return {}
 
     def _at(self, step: str):
         """An evaluation's on_row: remember how far it got, for an interrupt's reason."""

@@ -65,8 +65,9 @@ def _line(node: Node) -> str:
         f"test/score={node.scores['test/score']}",
         f"dev/score={node.scores['dev/score']}",
         f"cost=${node.scores['cost/total_usd']}",
-        f"stage={node.stage}",
     ]
+    if node.stage and node.stage != "None":  # stages are deprecated: shown only when one is set
+        parts.append(f"stage={node.stage}")
     return "  ".join(parts) + marks
 
 

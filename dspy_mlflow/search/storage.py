@@ -87,6 +87,7 @@ def study_name(cfg: Mapping) -> str:
     given = (cfg.get("search") or {}).get("study_name")
     if given:
         return str(given)
+    from dspy_mlflow.project_loader import project_name
     from dspy_mlflow.tracking.identity import config_hash
 
-    return f"{cfg['project']['name']}-{cfg['optimizer']['name']}-{config_hash(study_identity(cfg))}"
+    return f"{project_name(cfg['project'])}-{cfg['optimizer']['name']}-{config_hash(study_identity(cfg))}"

@@ -14,6 +14,10 @@ def record_failed_run(cfg: Mapping, *, sweep_id: str, parent_run_id: str | None,
     if experiment is None:
         return None
     names = {g: str((cfg.get(g) or {}).get("name")) for g in ("model", "optimizer", "strategy", "project")}
+    if cfg.get("project"):  # named after its module when not named, as the job would be
+        from dspy_mlflow.project_loader import project_name
+
+        names["project"] = project_name(cfg["project"])
     tags = {"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.error": error[:5000]}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id

@@ -31,6 +31,18 @@ def test_multirun_over_mlx_tiny_and_offline(cli, workdir, mlx_tiny_path):
     assert children["offline"].data.metrics["eval/errors"] == 0
 
 
+def test_mlx_tiny_as_the_readme_shows_it_finishes_with_parse_errors_counted(cli, workdir, mlx_tiny_path):
+    """`python -m dspy_mlflow model=mlx_tiny` (bootstrap_few_shot): noise never bootstraps a trace (the
+    compile keeps labeled demos only), and every test example is a counted parse error, not a crash."""
+    proc = cli(["model=mlx_tiny", "project.split.limit=16", "eval.progress=false", "tracking.log_model=false"],
+               cwd=workdir, env={"DSPY_MLFLOW_MLX_TINY": str(mlx_tiny_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = runs(workdir)
+    m = run.data.metrics
+    assert run.info.status == "FINISHED" and m["eval/parse_errors"] == m["data/test"] == m["eval/errors"]
+    assert m["eval/lost"] == 0
+
+
 def test_openai_compatible_entry_against_mlx_lm_server(cli, workdir, mlx_server):
     proc = cli(["model=openai_compatible", f"model.api_base={mlx_server}/v1", "model.max_tokens=24",
                 "model.num_retries=0", *FAST], cwd=workdir)

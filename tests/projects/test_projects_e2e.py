@@ -66,7 +66,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 def test_yaml_entries_load_and_build(project_name):
     project_cfg = OmegaConf.load(CONF / "project" / f"{project_name}.yaml")
     assert (
-        project_cfg.name == project_name
+        project_cfg.name is None  # named after its module: checked on the loaded project below
+        and project_cfg.module == f"projects.{project_name}"
         and project_cfg.split.train == 0.5
         and project_cfg.split.limit is None
     )
