@@ -54,7 +54,8 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
     eval_id, status = evaluation.info.run_id, "FAILED"
     try:
         # the view lists the newest trace first: the last index goes in first, so index 0 heads the list
-        trace_ids = [_log_example(row, eval_id, split, metric_name) for row in reversed(chosen)]
+        trace_ids = [_log_example(row, eval_id, job.info.experiment_id, split, metric_name)
+                     for row in reversed(chosen)]
         for start in range(0, len(trace_ids), 100):  # MLflow links at most 100 traces a call
             client.link_traces_to_run(trace_ids[start:start + 100], run_id=eval_id)
         scores = [float(r.get("score") or 0.0) for r in chosen]
@@ -85,23 +86,24 @@ def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[
         return LoggedEvaluation(None, 0)
 
 
-def _log_example(row: Mapping[str, Any], eval_run_id: str, split: str, metric_name: str) -> str:
+def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, split: str, metric_name: str) -> str:
     import mlflow
     from mlflow.entities import AssessmentSource, AssessmentSourceType
+    from mlflow.entities.trace_location import MlflowExperimentLocation
     from mlflow.pyfunc.context import Context, set_prediction_context
-    from mlflow.tracing.constant import AssessmentMetadataKey, TraceMetadataKey
+    from mlflow.tracing.constant import AssessmentMetadataKey
 
     source = AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=SOURCE_ID)
     metadata = {AssessmentMetadataKey.SOURCE_RUN_ID: eval_run_id}
     # is_evaluate: the trace is written before this returns, so assessments can refer to it
     context = Context(request_id=f"{eval_run_id}-{row['index']}", is_evaluate=True)
-    with set_prediction_context(context), mlflow.start_span(name=f"{split}[{row['index']}]",
-                                                            span_type="CHAIN") as span:
+    # into the job's experiment and the evaluation run, whatever experiment and run are active
+    where = MlflowExperimentLocation(experiment_id)
+    with set_prediction_context(context), mlflow.start_span(name=f"{split}[{row['index']}]", span_type="CHAIN",
+                                                            trace_destination=where, run_id=eval_run_id) as span:
         span.set_inputs(dict(row.get("inputs") or {}))
         span.set_outputs(_outputs(row))
         span.set_attributes({"dspy_mlflow.split": split, "dspy_mlflow.index": int(row["index"])})
-        # the trace belongs to the evaluation run, not to whichever run is active in the process
-        mlflow.update_current_trace(metadata={TraceMetadataKey.SOURCE_RUN: eval_run_id})
     trace_id, span_id = span.trace_id, span.span_id
     if row.get("gold"):
         mlflow.log_expectation(trace_id=trace_id, name="expected_response", value=row["gold"], source=source,

@@ -81,6 +81,15 @@ def test_each_example_is_a_trace_with_inputs_outputs_expectation_and_score(store
     assert first.info.trace_metadata["mlflow.sourceRun"] == logged.run_id
 
 
+def test_traces_go_to_the_jobs_experiment_whatever_experiment_is_active(store):
+    job = job_run("job-a")
+    mlflow.set_experiment("another")
+    logged = log_evaluation(rows(2, wrong_every=2), run_id=job)
+    experiment = MlflowClient().get_run(job).info.experiment_id
+    traces = mlflow.search_traces(locations=[experiment], run_id=logged.run_id, return_type="list")
+    assert len(traces) == 2
+
+
 def test_a_sweeps_evaluations_nest_under_its_parent_and_the_cap_keeps_the_first_examples(store):
     with mlflow.start_run(run_name="sweep") as sweep:
         pass
