@@ -60,7 +60,11 @@ def _log_inputs_retrying(datasets: list, contexts: list[str], attempts: int = 5)
 
 
 def log_raw_outputs(raw_path: Path) -> None:
-    """raw_outputs.jsonl as it is, and an MLflow table of the same for the UI."""
+    """raw_outputs.jsonl as it is, and an MLflow table of the same for the UI.
+
+    The table reads left to right as a person checks an example: index, each input field, gold,
+    prediction, score, error, then the measurements; rows in example order.
+    """
     import mlflow
     import pandas as pd
 
@@ -69,12 +73,34 @@ def log_raw_outputs(raw_path: Path) -> None:
     mlflow.log_artifact(str(raw_path))
     rows = [json.loads(line) for line in raw_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if rows:
-        table = pd.DataFrame([
-            {**{k: _encodable(v) for k, v in row.items() if k not in ("inputs", "gold", "prediction")},
-             **{k: _encodable(json.dumps(row[k], ensure_ascii=False)) for k in ("inputs", "gold", "prediction")}}
-            for row in rows
-        ])
+        rows.sort(key=lambda row: (row.get("split", ""), row.get("index", 0)))
+        table = pd.DataFrame([_table_row(row) for row in rows])
         mlflow.log_table(table, artifact_file="raw_outputs_table.json")
+
+
+def _table_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One example: input fields as columns (``inputs.NAME`` where NAME is taken), gold and
+    prediction as the bare value of a one-field answer, else as JSON text."""
+    out: dict[str, Any] = {"index": row.get("index")}
+    for name, value in (row.get("inputs") or {}).items():
+        column = f"inputs.{name}" if name in row or name in out else name
+        out[column] = _cell(value)
+    for key in ("gold", "prediction"):
+        out[key] = _cell(_single_value(row.get(key)))
+    out.update(score=row.get("score"), error=_encodable(row.get("error")))
+    out.update({k: _encodable(v) for k, v in row.items() if k not in out and k != "inputs"})
+    return out
+
+
+def _single_value(value: Any) -> Any:
+    return next(iter(value.values())) if isinstance(value, dict) and len(value) == 1 else value
+
+
+def _cell(value: Any) -> Any:
+    """A scalar as it is; a list or object as JSON text a table cell shows whole."""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    return _encodable(value)
 
 
 def log_program(program, workdir: Path, *, log_model: bool, example: tuple[dict, dict] | None,

@@ -1,0 +1,127 @@
+"""A job's test evaluation in MLflow's GenAI evaluation view, built from the recorded rows.
+
+MLflow 3.17's UI ("Evaluation runs", mlflow/server/js) lists the runs of an
+experiment that have no logged-model outputs, and a nested run only under a
+listed parent. A job's run logs its program as a model, so it is a training run:
+the evaluation goes into a run of its own, a sibling of the job's run (nested
+in the sweep's parent run when there is one, so a sweep's evaluations group
+under it). It holds one root-span trace per example, made from its row (no LM
+call, the program is not run again): the inputs, the prediction as outputs,
+the gold as an expectation and the score as feedback. The view shows a run's
+traces with their assessments and compares two runs trace by trace, matched by
+their inputs.
+
+``mlflow.genai.evaluate`` over the same rows builds the same traces at about 4x
+the CPU (thread pools, a re-read of every trace, a search of the run's traces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+DEFAULT_MAX_EXAMPLES = 100  # ~46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~5 s a job at most
+SOURCE_ID = "dspy_mlflow"
+EVALUATES_TAG = "dspy_mlflow.evaluates"  # on the evaluation run: the job's run id
+EVALUATION_RUN_TAG = "dspy_mlflow.evaluation_run"  # on the job's run: its evaluation run id
+
+
+class LoggedEvaluation(NamedTuple):
+    run_id: str | None  # the evaluation run, None when there was nothing to log
+    examples: int
+
+
+def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str = "test",
+                   metric_name: str = "score", max_examples: int | None = DEFAULT_MAX_EXAMPLES) -> LoggedEvaluation:
+    """The rows of ``split`` (the first ``max_examples`` by index; None: all) as the evaluation run
+    of the job's run ``run_id``: one trace per example with inputs, prediction as outputs, gold as
+    expectation and score as feedback named ``metric_name``. Needs no active run."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_TYPE, MLFLOW_RUN_TYPE_GENAI_EVALUATE
+
+    chosen = sorted((r for r in rows if r.get("split", split) == split), key=lambda r: r["index"])
+    if max_examples is not None:
+        chosen = chosen[:max(0, max_examples)]
+    if not chosen:
+        return LoggedEvaluation(None, 0)
+    client = MlflowClient()
+    job = client.get_run(run_id)
+    tags = {MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE, EVALUATES_TAG: run_id}
+    if parent := job.data.tags.get(MLFLOW_PARENT_RUN_ID):
+        tags[MLFLOW_PARENT_RUN_ID] = parent
+    evaluation = client.create_run(job.info.experiment_id, run_name=f"{job.info.run_name} ({split})", tags=tags)
+    eval_id, status = evaluation.info.run_id, "FAILED"
+    try:
+        # the view lists the newest trace first: the last index goes in first, so index 0 heads the list
+        trace_ids = [_log_example(row, eval_id, job.info.experiment_id, split, metric_name)
+                     for row in reversed(chosen)]
+        for start in range(0, len(trace_ids), 100):  # MLflow links at most 100 traces a call
+            client.link_traces_to_run(trace_ids[start:start + 100], run_id=eval_id)
+        scores = [float(r.get("score") or 0.0) for r in chosen]
+        now = evaluation.info.start_time
+        client.log_batch(eval_id, metrics=[Metric(f"{metric_name}/mean", sum(scores) / len(scores), now, 0),
+                                           Metric("examples", len(chosen), now, 0)])
+        client.set_tag(run_id, EVALUATION_RUN_TAG, eval_id)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(eval_id, status)
+    return LoggedEvaluation(eval_id, len(chosen))
+
+
+def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[str, Any], *,
+                        run_id: str) -> LoggedEvaluation:
+    """The job's call after its test evaluation: ``tracking.evaluation_view`` (default on) and
+    ``tracking.evaluation_max_examples`` (default 100; null: all). A tracking store that refuses
+    traces costs the view, not the job: one printed line, nothing logged."""
+    from mlflow.exceptions import MlflowException
+
+    if not tracking.get("evaluation_view", True):
+        return LoggedEvaluation(None, 0)
+    cap = tracking.get("evaluation_max_examples", DEFAULT_MAX_EXAMPLES)
+    try:
+        return log_evaluation(records, run_id=run_id, max_examples=None if cap is None else int(cap))
+    except MlflowException as exc:
+        print(f"evaluation view not logged: {str(exc).splitlines()[0][:300]}")
+        return LoggedEvaluation(None, 0)
+
+
+def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, split: str, metric_name: str) -> str:
+    import mlflow
+    from mlflow.entities import AssessmentSource, AssessmentSourceType
+    from mlflow.entities.trace_location import MlflowExperimentLocation
+    from mlflow.pyfunc.context import Context, set_prediction_context
+    from mlflow.tracing.constant import AssessmentMetadataKey
+
+    source = AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=SOURCE_ID)
+    metadata = {AssessmentMetadataKey.SOURCE_RUN_ID: eval_run_id}
+    # is_evaluate: the trace is written before this returns, so assessments can refer to it
+    context = Context(request_id=f"{eval_run_id}-{row['index']}", is_evaluate=True)
+    # into the job's experiment and the evaluation run, whatever experiment and run are active
+    where = MlflowExperimentLocation(experiment_id)
+    with set_prediction_context(context), mlflow.start_span(name=f"{split}[{row['index']}]", span_type="CHAIN",
+                                                            trace_destination=where, run_id=eval_run_id) as span:
+        span.set_inputs(dict(row.get("inputs") or {}))
+        span.set_outputs(_outputs(row))
+        span.set_attributes({"dspy_mlflow.split": split, "dspy_mlflow.index": int(row["index"])})
+    trace_id, span_id = span.trace_id, span.span_id
+    if row.get("gold"):
+        mlflow.log_expectation(trace_id=trace_id, name="expected_response", value=row["gold"], source=source,
+                               metadata=metadata, span_id=span_id)
+    mlflow.log_feedback(trace_id=trace_id, name=metric_name, value=float(row.get("score") or 0.0),
+                        source=source, rationale=_rationale(row), metadata=metadata, span_id=span_id)
+    return trace_id
+
+
+def _outputs(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The prediction's fields; a failed example shows its error instead."""
+    prediction = row.get("prediction")
+    if prediction is not None:
+        return dict(prediction) if isinstance(prediction, Mapping) else {"prediction": prediction}
+    return {"error": row.get("error"), "error_kind": row.get("error_kind")}
+
+
+def _rationale(row: Mapping[str, Any]) -> str | None:
+    if row.get("error"):
+        return f"{row.get('error_kind') or 'error'}: {row['error']}"[:1000]
+    return None
