@@ -23,6 +23,8 @@ os.environ.pop("OPENAI_API_KEY", None)
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# job runs only: each job also logs its test evaluation as a run of its own (MLflow's evaluation view)
+NOT_EVALUATIONS = "tags.`dspy_mlflow.evaluates` IS NULL"
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

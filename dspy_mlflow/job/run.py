@@ -364,6 +364,9 @@ class _Job:
         })
         self._log_usage(n_test=len(test))
         self._log_raw()
+        from dspy_mlflow.tracking.evaluation import log_test_evaluation
+
+        log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
         self._check_losses(test_result, len(test))
         self._log_and_register(compiled, self._model_example(test))
 

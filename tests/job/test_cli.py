@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import NOT_EVALUATIONS
+
 pytestmark = pytest.mark.slow
 
 FAST = ["project.split.limit=40", "eval.progress=false", "tracking.log_model=false"]
@@ -17,7 +19,7 @@ def runs_in(workdir: Path):
     if not db.exists():
         return []
     client = MlflowClient(f"sqlite:///{db}")
-    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id], NOT_EVALUATIONS)]
 
 
 def test_single_job_runs_and_prints_a_summary(cli, workdir):

@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from dspy_mlflow.lm.offline_server import serving
+from tests.conftest import NOT_EVALUATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -34,7 +35,7 @@ def test_gpt4o_against_a_local_openai_compatible_server(cli, workdir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     (exp,) = [e for e in client.search_experiments() if e.name == "dspy_mlflow"]
-    (run,) = client.search_runs([exp.experiment_id])
+    (run,) = client.search_runs([exp.experiment_id], NOT_EVALUATIONS)
     m, params = run.data.metrics, run.data.params
     assert run.info.status == "FINISHED" and m["eval/errors"] == 0 and m["lm/calls"] > 0
     price = litellm.model_cost["gpt-4o"]

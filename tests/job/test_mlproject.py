@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import NOT_EVALUATIONS
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,13 +30,13 @@ def test_mlflow_run_main_and_sweep_entry_points(tmp_path):
     proc = mlflow_run("main", f"optimizer=none {fast}", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    (run,) = client.search_runs(["0"])
+    (run,) = client.search_runs(["0"], NOT_EVALUATIONS)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.data.params["optimizer"] == "none" and "test/score" in run.data.metrics
 
     proc = mlflow_run("sweep", f"optimizer=none,labeled_few_shot {fast} tracking.rerun=true", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (parent,) = [r for r in client.search_runs(["0"]) if r.data.tags.get("mlflow.project.entryPoint") == "sweep"]
-    children = [r for r in client.search_runs(["0"]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children = [r for r in client.search_runs(["0"], NOT_EVALUATIONS) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(c.data.params["optimizer"] for c in children) == ["labeled_few_shot", "none"]
     assert parent.data.tags["dspy_mlflow.sweep_parent"] == "true"

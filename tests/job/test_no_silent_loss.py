@@ -16,6 +16,7 @@ from dspy_mlflow.errors import DspyMlflowError
 from dspy_mlflow.job.run import run
 from dspy_mlflow.lm.offline import OfflineOptions
 from dspy_mlflow.lm.offline_server import serving
+from tests.conftest import NOT_EVALUATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -117,7 +118,7 @@ def test_a_provider_that_always_fails_fails_its_job_and_the_sweep_goes_on(cli, w
                cwd=workdir)
     assert proc.returncode == 1, proc.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id], NOT_EVALUATIONS)
     jobs = {r.data.params["model.provider_options.fault_rate"]: r for r in runs if "model" in r.data.params}
     assert jobs["0.0"].info.status == "FINISHED" and jobs["1.0"].info.status == "FAILED"
     assert "every LM call failed" in jobs["1.0"].data.tags["dspy_mlflow.error"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import NOT_EVALUATIONS
+
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 
 FAST = ["project.split.limit=24", "eval.progress=false", "tracking.log_model=false", "optimizer=none"]
@@ -13,7 +15,7 @@ FAST = ["project.split.limit=24", "eval.progress=false", "tracking.log_model=fal
 
 def runs(workdir):
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
-    return client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id])
+    return client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id], NOT_EVALUATIONS)
 
 
 def test_multirun_over_mlx_tiny_and_offline(cli, workdir, mlx_tiny_path):

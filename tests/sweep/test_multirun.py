@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import NOT_EVALUATIONS
+
 pytestmark = pytest.mark.slow
 
 FAST = ["project.split.limit=40", "eval.progress=false", "tracking.log_model=false"]
@@ -14,7 +16,7 @@ FAST = ["project.split.limit=40", "eval.progress=false", "tracking.log_model=fal
 def sweep_runs(workdir):
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     (exp,) = [e for e in client.search_experiments() if e.name == "dspy_mlflow"]
-    runs = client.search_runs([exp.experiment_id])
+    runs = client.search_runs([exp.experiment_id], NOT_EVALUATIONS)
     parents = [r for r in runs if r.data.tags.get("dspy_mlflow.sweep_parent") == "true"]
     return client, runs, parents
 

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from dspy_mlflow.lm.offline import OfflineOptions
 from dspy_mlflow.lm.offline_server import serving
+from tests.conftest import NOT_EVALUATIONS
 
 from .proxy import Tally, logging_proxy
 
@@ -51,7 +52,7 @@ def test_kill_9_then_the_same_command_resumes(workdir):
         time.sleep(1.0)  # a heartbeat or two: the rows so far are uploaded
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        (killed,) = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id])
+        (killed,) = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id], NOT_EVALUATIONS)
         assert killed.info.status == "RUNNING"  # nobody ended it: the process is gone
 
         proxy.tally = Tally()
@@ -67,7 +68,7 @@ def test_kill_9_then_the_same_command_resumes(workdir):
     partial = [json.loads(line) for line in Path(uploaded).read_text(encoding="utf-8").splitlines()]
     assert 8 <= len(partial) < 20, "the partial rows reached MLflow before the kill"
 
-    (new,) = [r for r in client.search_runs([old.info.experiment_id]) if r.info.run_id != old.info.run_id]
+    (new,) = [r for r in client.search_runs([old.info.experiment_id], NOT_EVALUATIONS) if r.info.run_id != old.info.run_id]
     m = new.data.metrics
     assert new.info.status == "FINISHED" and new.data.tags["dspy_mlflow.resumed_from"] == old.info.run_id
     assert m["eval/resumed_examples"] == len(partial)
