@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.benchmark, pytest.mark.server, pytest.mark.slow]
 _spec = importlib.util.spec_from_file_location(
     "_distributed_fixtures", Path(__file__).resolve().parents[1] / "distributed" / "conftest.py")
 _fx = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _fx  # its dataclasses look their module up
 _spec.loader.exec_module(_fx)  # type: ignore[union-attr]
 postgres, mlflow_server, ray_cluster = _fx.postgres, _fx.mlflow_server, _fx.ray_cluster
 
