@@ -27,7 +27,7 @@ OBJECTIVES = {"dev_score": "maximize", "cost": "minimize", "tokens": "minimize"}
 # how the job's program is picked among the trials (the Pareto front when there are several objectives)
 SELECTS = ("best_score_under_budget", "best_score", "lowest_cost")
 KEYS = ("name", "n_trials", "timeout_s", "sampler", "seed", "objectives", "select", "storage",
-        "study_name", "space")
+        "study_name", "space", "heartbeat_s", "grace_s")
 # samplers that need a package Optuna does not install by itself
 _SAMPLER_NEEDS = {"cmaes": ("cmaes", "pip install cmaes"), "gp": ("torch", "pip install torch"),
                   "qmc": ("scipy", "pip install scipy")}
@@ -126,6 +126,12 @@ def check_search(cfg: Mapping) -> None:
     timeout = search.get("timeout_s")
     if timeout is not None and (not _is_number(timeout, (int, float)) or timeout <= 0):
         raise ConfigError("search.timeout_s", timeout, "a number of seconds > 0, or null")
+    for key, low in (("heartbeat_s", 1), ("grace_s", 2)):
+        value = search.get(key)
+        if value is not None and (not _is_number(value, int) or value < low):
+            raise ConfigError(f"search.{key}", value, f"an integer >= {low}, or null")
+    if search.get("heartbeat_s") and search.get("grace_s") and search["grace_s"] <= search["heartbeat_s"]:
+        raise ConfigError("search.grace_s", search["grace_s"], f"more than search.heartbeat_s={search['heartbeat_s']}")
     sampler = search.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         raise ConfigError("search.sampler", sampler, f"one of {', '.join(SAMPLERS)}")

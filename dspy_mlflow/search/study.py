@@ -9,11 +9,16 @@ logged as a nested MLflow run ``trial-<n>`` under the job's run (params
 
 Resumable and shareable: the study lives in a storage (:mod:`.storage`) under a
 name derived from the config, so the same command run again — or several processes
-at once — continue one study until exactly ``search.n_trials`` trials are COMPLETE:
-before each trial a worker counts COMPLETE plus live RUNNING trials and waits or
-stops; a trial that finds ``n_trials`` trials ahead of it is PRUNED (marked
-``surplus``) without running. RUNNING trials of dead workers (same host, pid gone, or
-no heartbeat for ``STALE_S``) are marked FAIL and do not count.
+(on several machines, with a PostgreSQL storage) at once — continue one study until exactly
+``search.n_trials`` trials are COMPLETE: before each trial a worker counts COMPLETE plus
+RUNNING trials and waits or stops; a trial that finds ``n_trials`` trials ahead of it is
+PRUNED (marked ``surplus``) without running. A dead worker's RUNNING trial is found by
+Optuna's heartbeat (``search.heartbeat_s``, ``search.grace_s``), failed by
+``optuna.storages.fail_stale_trials`` and queued again by ``RetryFailedTrialCallback``.
+
+One MLflow run per study: the first worker creates ``study-<name>`` (tag
+``dspy_mlflow.study_run``) and stores its id in the study's user attr ``mlflow_run_id``;
+every worker's trial runs are nested under it (each job's own run keeps the summary).
 
 The job's program is the trial picked by ``search.select`` (over the Pareto front when
 there are several objectives): ``best_score_under_budget`` (highest dev score whose
@@ -24,7 +29,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,9 +37,10 @@ from typing import Any
 from dspy_mlflow.errors import BudgetExceeded, ConfigError, DspyMlflowError
 
 TAG = "dspy_mlflow"
-STALE_S = 120.0  # a RUNNING trial whose heartbeat is older than this is dead
-HEARTBEAT_S = 10.0
+HEARTBEAT_S = 10  # Optuna's heartbeat interval (search.heartbeat_s)
+GRACE_S = 60      # a RUNNING trial without a beat for this long is stale (search.grace_s)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+STUDY_RUN_ATTR = "mlflow_run_id"
 
 
 def make_sampler(name: str, seed: int | None):
@@ -52,58 +57,6 @@ def make_sampler(name: str, seed: int | None):
     return factories[name]()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def is_stale(trial, now: float | None = None) -> bool:
-    """A RUNNING trial whose worker is gone."""
-    from optuna.trial import TrialState
-
-    if trial.state != TrialState.RUNNING:
-        return False
-    worker = str(trial.user_attrs.get("worker") or "")
-    host, _, pid = worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-        return True
-    now = time.time() if now is None else now
-    beat = trial.user_attrs.get("heartbeat")
-    if beat is None and trial.datetime_start is not None:
-        # a live worker names itself within milliseconds of starting a trial
-        limit = STALE_S if worker else 2 * HEARTBEAT_S
-        return now - trial.datetime_start.timestamp() > limit
-    return beat is not None and now - float(beat) > STALE_S
-
-
-class _Heartbeat:
-    def __init__(self, storage, trial_id: int):
-        self.storage, self.trial_id = storage, trial_id
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="optuna-trial-heartbeat")
-
-    def _run(self) -> None:
-        while not self.stop.wait(HEARTBEAT_S):
-            try:
-                self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
-            except Exception:
-                return
-
-    def __enter__(self):
-        self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=5)
-
-
 def _usage_snapshot(ledger) -> tuple[int, int, float]:
     total = ledger.total
     return total.tokens_in, total.tokens_out, total.cost_usd
@@ -114,7 +67,7 @@ class _Search:
         import optuna
 
         from dspy_mlflow.search.space import OBJECTIVES, merged_space
-        from dspy_mlflow.search.storage import make_storage, storage_url, study_name
+        from dspy_mlflow.search.storage import open_study, storage_url, study_name
 
         self.job, self.entry, self.program = job, dict(entry), program
         self.trainset, self.devset, self.lm = trainset, devset, lm
@@ -127,9 +80,10 @@ class _Search:
         self.name = study_name(conf)
         directions = [OBJECTIVES[o] for o in self.objectives]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.storage = make_storage(self.url)
-        self.study = optuna.create_study(storage=self.storage, study_name=self.name, directions=directions,
-                                         load_if_exists=True)
+        self.storage, self.study = open_study(
+            self.url, self.name, directions, heartbeat_s=int(self.search.get("heartbeat_s") or HEARTBEAT_S),
+            grace_s=int(self.search.get("grace_s") or GRACE_S), on_stale=self._on_stale)
+        self.study_run_id: str | None = None
         have = [d.name.lower() for d in self.study.directions]
         if have != directions:
             raise ConfigError("search.study_name", self.name,
@@ -153,7 +107,7 @@ class _Search:
         trial.set_user_attr("worker", WORKER)
         n = trial.number
         ahead = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-                 if t.number < n and not is_stale(t)]
+                 if t.number < n]
         if len(ahead) >= self.n_trials:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned(f"search.n_trials={self.n_trials} already reached by other workers")
@@ -164,8 +118,8 @@ class _Search:
         t0 = time.perf_counter()
         # no dspy_mlflow.config_hash tag here: the job's "already FINISHED" lookup must not find trials
         tags = {f"{TAG}.trial": str(n), f"{TAG}.study": self.name}
-        with _Heartbeat(self.storage, trial._trial_id), \
-                mlflow.start_run(nested=True, run_name=f"trial-{n}", tags=tags) as child:
+        # Optuna's HeartbeatThread beats for this trial while study.optimize runs it
+        with mlflow.start_run(run_id=self._trial_run(n, tags), nested=True) as child:
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
             mlflow.log_params({f"optimizer.{k}": v for k, v in values.items()} |
                               {"optimizer": self.entry["name"], "trial": n})
@@ -217,7 +171,7 @@ class _Search:
 
         live = (TrialState.COMPLETE, TrialState.RUNNING)
         taken = [t.params for t in self.study.get_trials(deepcopy=False, states=live)
-                 if t.number != trial.number and not is_stale(t)]
+                 if t.number != trial.number]
         if values not in taken:
             return
         fresh = unused_point(self.space, taken, seed=int(self.search.get("seed") or 0) + trial.number)
@@ -228,17 +182,84 @@ class _Search:
         raise optuna.TrialPruned(f"parameters {values} already tried; queued unused {fresh}")
 
     # -- the loop ------------------------------------------------------------
-    def fail_stale(self) -> None:
-        from optuna.trial import TrialState
+    def _on_stale(self, study, trial) -> None:
+        print(f"search: trial {trial.number} of a dead worker ({trial.user_attrs.get('worker')}) marked FAIL "
+              f"(no Optuna heartbeat for {self.search.get('grace_s') or GRACE_S} s); queued again")
 
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if is_stale(t):
+    def fail_stale(self) -> None:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+
+    # -- the study's MLflow run ------------------------------------------------
+    def study_run(self) -> str:
+        """The study's one MLflow run (created by the first worker; its id in a study user attr)."""
+        import mlflow
+
+        from dspy_mlflow.search.storage import display_url, study_lock
+
+        client = mlflow.MlflowClient()
+        for _ in range(2):
+            run_id = self.study.user_attrs.get(STUDY_RUN_ATTR)
+            if run_id:
                 try:
-                    self.storage.set_trial_user_attr(t._trial_id, "stale", True)
-                    self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                    print(f"search: trial {t.number} of a dead worker ({t.user_attrs.get('worker')}) marked FAIL")
-                except Exception:
-                    pass  # finished meanwhile
+                    run = client.get_run(run_id)
+                    if run.info.lifecycle_stage == "active":
+                        if run.info.status != "RUNNING" and self._trials_to_run():
+                            client.update_run(run_id, "RUNNING")
+                        self.study_run_id = run_id
+                        return run_id
+                except Exception:  # another tracking store, or deleted: make one here
+                    pass
+            with study_lock(self.url, f"dspy_mlflow.study_run.{self.name}"):
+                if self.study.user_attrs.get(STUDY_RUN_ATTR) not in (None, run_id):
+                    continue  # another worker made it meanwhile
+                experiment_id = mlflow.active_run().info.experiment_id
+                run = client.create_run(experiment_id, run_name=f"study-{self.name}",
+                                        tags={f"{TAG}.study": self.name, f"{TAG}.study_run": "true"})
+                client.log_batch(run.info.run_id, params=[
+                    mlflow.entities.Param("search.study", self.name),
+                    mlflow.entities.Param("search.storage_url", display_url(self.url)),
+                    mlflow.entities.Param("search.objectives", ",".join(self.objectives))])
+                self.study.set_user_attr(STUDY_RUN_ATTR, run.info.run_id)
+                self.study_run_id = run.info.run_id
+                return run.info.run_id
+        raise DspyMlflowError(f"search: no MLflow run for study {self.name}")
+
+    def _trials_to_run(self) -> bool:
+        return len(self.complete_trials()) < self.n_trials
+
+    def _trial_run(self, n: int, tags: dict) -> str:
+        """A trial's MLflow run, nested under the study's run (not the job's)."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        parent = self.study_run_id or self.study_run()
+        experiment_id = client.get_run(parent).info.experiment_id
+        run = client.create_run(experiment_id, run_name=f"trial-{n}",
+                                tags={**tags, "mlflow.parentRunId": parent})
+        return run.info.run_id
+
+    def end_study_run(self) -> None:
+        """Once the study has its n_trials, its run is FINISHED with the study's best score."""
+        import mlflow
+
+        if not self.study_run_id or self._trials_to_run():
+            return
+        client = mlflow.MlflowClient()
+        run = client.get_run(self.study_run_id)
+        if run.info.status != "RUNNING":
+            return
+        complete = self.complete_trials()
+        now = int(time.time() * 1000)
+        client.log_batch(self.study_run_id, metrics=[
+            mlflow.entities.Metric("search/best_dev_score", max(self.score(t) for t in complete), now, 0),
+            mlflow.entities.Metric("search/n_trials", len(complete), now, 0)])
+        client.set_terminated(self.study_run_id, "FINISHED")
 
     def run(self) -> None:
         from optuna.trial import TrialState
@@ -355,12 +376,14 @@ def search_compile(job, entry, program, *, trainset, devset, lm):
     from dspy_mlflow.search.storage import display_url
 
     search = _Search(job, entry, program, trainset, devset, lm)
+    study_run = search.study_run()
     mlflow.log_params({"search.study": search.name, "search.storage_url": display_url(search.url)})
-    mlflow.set_tag(f"{TAG}.study", search.name)
+    mlflow.set_tags({f"{TAG}.study": search.name, f"{TAG}.study_run_id": study_run})
     print(f"search: study {search.name} in {display_url(search.url)}: "
           f"{len(search.complete_trials())}/{search.n_trials} trials complete")
     try:
         search.run()
+        search.end_study_run()
     finally:
         if search.complete_trials():
             try:

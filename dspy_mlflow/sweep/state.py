@@ -1,4 +1,11 @@
-"""Files a sweep keeps in its Hydra sweep dir, shared by jobs in any process."""
+"""Files a sweep keeps in its Hydra sweep dir, shared by jobs in any process.
+
+``sweep.json`` (written by the sweep callback) tells a job its sweep id, parent run and
+experiment; each job leaves ``jobs/<num>.json`` for the leaderboard. A launcher whose jobs
+run on other machines (``hydra/launcher=ray``) ships :func:`read_sweep`'s dict with each task,
+writes it into the job's own sweep dir there, and brings the job's :func:`read_jobs` records
+back to :func:`record_job` on the driver.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,12 @@ def write_sweep(sweep_dir: str | Path, *, sweep_id: str, parent_run_id: str, exp
     (folder / "jobs").mkdir(parents=True, exist_ok=True)
     (folder / "sweep.json").write_text(json.dumps(
         {"sweep_id": sweep_id, "parent_run_id": parent_run_id, "experiment_id": experiment_id}))
+
+
+def read_sweep(sweep_dir: str | Path) -> dict | None:
+    """The sweep's identity as written by :func:`write_sweep` (None outside a tracked sweep)."""
+    path = _dir(sweep_dir) / "sweep.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def sweep_context(sweep_dir: str | Path):

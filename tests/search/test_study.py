@@ -32,8 +32,13 @@ def test_study_finds_a_better_k_and_logs_nested_trial_runs(run_job, tmp_path):
 
     client = _client(tmp_path)
     job = client.get_run(result.run_id)
+    # the trials nest under the study's one run (its id in the study's user attrs), not the job's
+    study_run = client.get_run(job.data.tags["dspy_mlflow.study_run_id"])
+    assert study_run.info.status == "FINISHED" and study_run.data.tags["dspy_mlflow.study_run"] == "true"
+    assert study_run.info.run_name == f"study-{job.data.params['search.study']}"
+    assert study_run.data.metrics["search/n_trials"] == 5
     children = client.search_runs([job.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
+                                  filter_string=f"tags.mlflow.parentRunId = '{study_run.info.run_id}'")
     assert len(children) == 5
     # a repeated draw is pruned before it runs (no child run): the numbers are the COMPLETE trials'
     assert sorted(int(r.data.tags["dspy_mlflow.trial"]) for r in children) == sorted(t.number for t in trials)
@@ -135,7 +140,8 @@ def test_killed_study_resumes_to_exactly_n_trials(tmp_path):
     storage = f"sqlite:///{tmp_path}/study.db"
     args = [*SEARCH, "search.n_trials=4", f"search.storage={storage}", "project.split.limit=60",
             "eval.progress=false", "eval.num_threads=1", "tracking.log_model=false", "registry.register=false",
-            "tracking.autolog=false", "model.cache=false", "model.provider_options.latency_ms=100"]
+            "tracking.autolog=false", "model.cache=false", "model.provider_options.latency_ms=100",
+            "search.heartbeat_s=1", "search.grace_s=3"]  # the killed worker's trial is stale 3 s after its last beat
     log1 = tmp_path / "first.log"
     first = popen(args, tmp_path, log1)
     try:
@@ -200,28 +206,49 @@ def test_multirun_over_two_models_makes_two_studies(tmp_path):
     assert len(complete_trials(storage)) == 4
 
 
-def test_a_running_trial_is_stale_when_its_worker_is_gone():
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_dead_workers_trial_is_failed_by_optunas_heartbeat_and_queued_again(kind, tmp_path):
+    """Optuna's own heartbeat (RDB natively, the journal file through HeartbeatJournalStorage):
+    a RUNNING trial without a beat for grace_s is failed by fail_stale_trials and its params are
+    queued again by RetryFailedTrialCallback."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from dspy_mlflow.search.storage import open_study
+
+    url = f"sqlite:///{tmp_path}/s.db" if kind == "sqlite" else f"journal://{tmp_path}/s.log"
+    seen = []
+    storage, study = open_study(url, "s", ["maximize"], heartbeat_s=1, grace_s=2,
+                                on_stale=lambda study, trial: seen.append(trial.number))
+    dead = study.ask({"k": optuna.distributions.IntDistribution(1, 4)})
+    storage.record_heartbeat(dead._trial_id)  # a worker that beat once, then died
+    never = study.ask({"k": optuna.distributions.IntDistribution(1, 4)})  # killed before its first beat
+    alive = study.ask({"k": optuna.distributions.IntDistribution(1, 4)})
+    time.sleep(3.5)  # the database's clock decides, to the second
+    storage.record_heartbeat(alive._trial_id)  # still beating
+    optuna.storages.fail_stale_trials(study)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[dead.number] == states[never.number] == TrialState.FAIL
+    assert states[alive.number] == TrialState.RUNNING
+    assert sorted(seen) == [dead.number, never.number]
+    queued = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    assert sorted(t.params["k"] for t in queued) == sorted([dead.params["k"], never.params["k"]])
+
+
+def test_workers_starting_together_on_a_fresh_storage_share_one_study(tmp_path):
+    """The schema and study are created under a lock: 4 processes at once, no crash, one study."""
     import subprocess
     import sys
 
-    import optuna
-
-    from dspy_mlflow.search.study import HEARTBEAT_S, STALE_S, WORKER, is_stale
-
-    study = optuna.create_study()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    unnamed, live, gone = (study.ask() for _ in range(3))
-    study._storage.set_trial_user_attr(live._trial_id, "worker", WORKER.rsplit(":", 1)[0] + f":{os.getppid()}")
-    study._storage.set_trial_user_attr(gone._trial_id, "worker", WORKER.rsplit(":", 1)[0] + f":{dead.pid}")
-    trials = {t.number: t for t in study.get_trials()}
-    now = time.time()
-    # killed before naming itself: stale after two heartbeats, not at once
-    assert not is_stale(trials[unnamed.number], now) and is_stale(trials[unnamed.number], now + 2 * HEARTBEAT_S + 1)
-    # a live worker on this host: alive until its heartbeat is older than STALE_S
-    assert not is_stale(trials[live.number], now + 2 * HEARTBEAT_S + 1) and is_stale(trials[live.number], now + STALE_S + 1)
-    # its process is gone: stale at once
-    assert is_stale(trials[gone.number], now)
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    code = ("from dspy_mlflow.search.storage import open_study; import sys;"
+            "_, s = open_study(sys.argv[1], 'shared', ['maximize'], heartbeat_s=5, grace_s=10);"
+            "print(s._study_id)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
+    assert len({o[0].strip() for o in outs}) == 1
 
 
 def test_no_two_trials_share_a_parameter_set(run_job, tmp_path):

@@ -1,0 +1,92 @@
+"""Benchmark: an 8-job sweep whose model answers after 300 ms, on 2 Ray nodes
+(``hydra/launcher=ray``) vs Hydra's basic launcher, side by side in one run, repeated.
+
+    python -m pytest -m benchmark tests/benchmarks/test_ray_sweep.py -s
+
+Both sweeps track to the same `mlflow server` on PostgreSQL, with the LM cache off and
+``tracking.rerun=true`` (every job really runs) and one eval thread (each job waits on its
+model, as with a rate-limited hosted one). Wall time is the driver's; CPU time is the
+driver's and its children's plus every process of the Ray cluster (head and node). The ratio
+printed is basic wall / Ray wall (min and median over the repeats); expected >= 1.7x.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.benchmark, pytest.mark.server, pytest.mark.slow]
+
+_spec = importlib.util.spec_from_file_location(
+    "_distributed_fixtures", Path(__file__).resolve().parents[1] / "distributed" / "conftest.py")
+_fx = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _fx  # its dataclasses look their module up
+_spec.loader.exec_module(_fx)  # type: ignore[union-attr]
+postgres, mlflow_server, ray_cluster = _fx.postgres, _fx.mlflow_server, _fx.ray_cluster
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+GRID = ["optimizer=none,labeled_few_shot", "strategy=predict,chain_of_thought", "project=sentiment,contact_extraction"]
+COMMON = ["project.split.limit=30", "eval.progress=false", "eval.num_threads=1", "tracking.log_model=false",
+          "registry.register=false", "tracking.autolog=false", "tracking.rerun=true", "cache.mode=off",
+          "model.provider_options.latency_ms=300"]
+
+
+def _cluster_cpu(markers: list[str]) -> float:
+    procs = _fx._procs()
+    roots = {pid for pid, (_, cmd) in procs.items() if any(m in cmd for m in markers)}
+    tree, grew = set(roots), True
+    while grew:
+        kids = {pid for pid, (ppid, _) in procs.items() if ppid in tree} - tree
+        grew, tree = bool(kids), tree | kids
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in tree:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, markers: list[str]) -> tuple[float, float]:
+    cwd.mkdir(parents=True, exist_ok=True)
+    before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before_cluster = _cluster_cpu(markers)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before_children.ru_utime + after.ru_stime - before_children.ru_stime
+           + _cluster_cpu(markers) - before_cluster)
+    return wall, cpu
+
+
+def test_ray_sweep_on_two_nodes_vs_the_basic_launcher(ray_cluster, mlflow_server, tmp_path):
+    base = [sys.executable, "-m", "dspy_mlflow", "-m", *GRID, *COMMON, "tracking=server",
+            f"tracking.uri={mlflow_server.uri}"]
+    ray_cmd = [*base, "hydra/launcher=ray", f"hydra.launcher.address={ray_cluster.address}"]
+    results: dict[str, list[tuple[float, float]]] = {"basic": [], "ray": []}
+    for i in range(REPEATS):  # interleaved: both see the same machine load
+        results["basic"].append(_run(base, tmp_path / f"basic{i}", ray_cluster.env, ray_cluster.markers))
+        results["ray"].append(_run(ray_cmd, tmp_path / f"ray{i}", ray_cluster.env, ray_cluster.markers))
+    lines = []
+    for name, rows in results.items():
+        walls, cpus = [r[0] for r in rows], [r[1] for r in rows]
+        lines.append(f"{name:>5}: wall min {min(walls):6.1f} s median {statistics.median(walls):6.1f} s | "
+                     f"cpu min {min(cpus):6.1f} s median {statistics.median(cpus):6.1f} s")
+    ratio_min = min(r[0] for r in results["basic"]) / min(r[0] for r in results["ray"])
+    ratio_med = statistics.median(r[0] for r in results["basic"]) / statistics.median(r[0] for r in results["ray"])
+    lines.append(f"ratio basic/ray wall: min {ratio_min:.2f}x, median {ratio_med:.2f}x (expected >= 1.7x)")
+    print("\n" + "\n".join(lines))
+    assert ratio_min >= 1.7, "\n".join(lines)
