@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import NOT_EVALUATIONS
+
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 GRID = ["optimizer=none,labeled_few_shot", "strategy=predict,chain_of_thought",
@@ -32,8 +34,8 @@ def sweep(cluster, server, cwd: Path, *args: str, wait: bool = True):
 
 def children_of(client: MlflowClient, parent_id: str):
     parent = client.get_run(parent_id)
-    return client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=100)
+    return client.search_runs([parent.info.experiment_id], max_results=100,
+                              filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and {NOT_EVALUATIONS}")
 
 
 def parent_ids(client: MlflowClient, experiment: str = "dspy_mlflow") -> list[str]:
@@ -70,18 +72,6 @@ def test_eight_job_sweep_on_two_ray_nodes_with_a_postgres_tracking_server(ray_cl
     for name in ("sentiment", "contact_extraction"):
         versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
         assert versions == [1, 2, 3, 4], (name, versions)
-
-
-@pytest.mark.xfail(reason="open: metric_pk and registered_model_pk duplicates seen during the parallel sweep "
-                          "(registry/ and job/ code, not this branch's); trace_info_pk is MLflow's own upsert",
-                   strict=False)
-def test_postgres_logged_no_duplicate_key_errors_during_the_sweep(postgres):
-    # trace_info_pk is MLflow 3.17's own upsert: its exporter sends each trace's spans (log_spans
-    # creates the trace row) and then start_trace, which INSERTs, catches the IntegrityError and merges
-    errors = postgres.errors("duplicate key")
-    print("\n".join(errors))
-    assert [e for e in errors if "trace_info_pk" not in e] == [], errors[:8]
-    assert errors == []
 
 
 def test_killing_the_extra_node_mid_sweep_reruns_its_jobs_on_the_head(ray_cluster, mlflow_server, tmp_path):
