@@ -27,6 +27,42 @@ REPO = Path(__file__).resolve().parents[1]
 NOT_EVALUATIONS = "tags.`dspy_mlflow.evaluates` IS NULL"
 
 
+# A small user project given by file: its examples (text, label) come from rows.json beside it.
+FRUIT_PROJECT = '''
+import json
+from pathlib import Path
+
+import dspy
+
+class Task(dspy.Signature):
+    """Say whether the text is about fruit."""
+    text: str = dspy.InputField()
+    label: str = dspy.OutputField()
+
+signature = Task
+
+def make_program(strategy):
+    return dspy.Predict(Task)
+
+def load_examples():
+    rows = json.loads(Path(__file__).with_name("rows.json").read_text())
+    return [dspy.Example(text=t, label=l).with_inputs("text") for t, l in rows]
+
+def metric(example, prediction, trace=None):
+    return float(example.label == prediction.label)
+'''
+
+
+def write_fruit_project(folder: Path, module: str, rows: list) -> Path:
+    """``folder/module.py`` (FRUIT_PROJECT) and its ``rows.json``; returns the module's path."""
+    import json
+
+    (folder / "rows.json").write_text(json.dumps(rows))
+    path = folder / f"{module}.py"
+    path.write_text(FRUIT_PROJECT)
+    return path
+
+
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m dspy_mlflow ARGS`` in a subprocess, as a user would type it."""
     # mlflow.set_tracking_uri() in an in-process test exports MLFLOW_TRACKING_URI: do not inherit it

@@ -368,7 +368,7 @@ class _Job:
 
         log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
         self._check_losses(test_result, len(test))
-        self._log_and_register(compiled, self._model_example(test))
+        self._log_and_register(compiled, self._model_example(test, test_result.records))
 
     def _preflight(self) -> dict:
         import mlflow
@@ -467,7 +467,8 @@ class _Job:
         """A FINISHED run answered every test example, or as many as eval.max_error_rate allows."""
         allowed = float(self.conf["eval"].get("max_error_rate", 0.0))
         if n_test and test_result.lost / n_test > allowed:
-            first = next((r for r in self._raw_rows() if r.get("error_kind") in ("provider", "program")), {})
+            first = next((r for r in sorted(test_result.records, key=lambda r: r["index"])
+                          if r.get("error_kind") in ("provider", "program")), {})
             raise LostExamples(f"eval.max_error_rate={allowed} exceeded: {test_result.lost} of {n_test} test "
                                f"examples were not answered after retries (first: index {first.get('index')}: "
                                f"{first.get('error')}); raw_outputs.jsonl names them all")
@@ -477,13 +478,12 @@ class _Job:
             return []
         return [json.loads(x) for x in self.raw_path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
-    def _model_example(self, test) -> tuple[dict, dict] | None:
-        """(inputs, outputs) of the first test example: the logged model's signature and input
-        example, so logging the model calls no LM."""
+    def _model_example(self, test, records: list[dict]) -> tuple[dict, dict] | None:
+        """(inputs, outputs) of the first test example, already answered: the logged model's
+        signature, so logging the model calls no LM."""
         if not test:
             return None
-        rows = self.raw_path.read_text(encoding="utf-8").splitlines() if self.raw_path.exists() else []
-        outputs = next((r["prediction"] for r in map(json.loads, rows) if r["index"] == 0), None)
+        outputs = next((r["prediction"] for r in records if r["index"] == 0), None)
         fields = list(self.project.signature.output_fields)
         return test[0].inputs().toDict(), outputs or {name: "" for name in fields}
 
@@ -606,7 +606,7 @@ class _Job:
 
     def log_partial(self) -> None:
         """On failure: whatever usage and raw outputs exist are still logged (best effort)."""
-        done = len(self.raw_path.read_text(encoding="utf-8").splitlines()) if self.raw_path.exists() else 0
+        done = len(self._raw_rows())
         with contextlib.suppress(Exception):
             if self.ledger is not None:
                 self._log_usage(n_test=done)

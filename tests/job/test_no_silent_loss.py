@@ -16,7 +16,7 @@ from dspy_mlflow.errors import DspyMlflowError
 from dspy_mlflow.job.run import run
 from dspy_mlflow.lm.offline import OfflineOptions
 from dspy_mlflow.lm.offline_server import serving
-from tests.conftest import NOT_EVALUATIONS
+from tests.conftest import NOT_EVALUATIONS, write_fruit_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -61,31 +61,6 @@ def test_a_hung_provider_costs_one_timeout_per_try(compose_cfg, workdir):
     assert elapsed < 15, elapsed
 
 
-BAD_PROJECT = """
-import json
-from pathlib import Path
-
-import dspy
-
-class Task(dspy.Signature):
-    \"\"\"Say whether the text is about fruit.\"\"\"
-    text: str = dspy.InputField()
-    label: str = dspy.OutputField()
-
-signature = Task
-
-def make_program(strategy):
-    return dspy.Predict(Task)
-
-def load_examples():
-    rows = json.loads(Path(__file__).with_name("rows.json").read_text())
-    return [dspy.Example(text=t, label=l).with_inputs("text") for t, l in rows]
-
-def metric(example, prediction, trace=None):
-    return float(example.label == prediction.label)
-"""
-
-
 def test_a_bad_example_fails_only_itself_and_the_run_says_so(compose_cfg, workdir):
     """One test example holds a lone surrogate (no provider can receive it): its row names the error,
     the others are answered, and the run FAILS unless eval.max_error_rate allows one loss."""
@@ -96,8 +71,7 @@ def test_a_bad_example_fails_only_itself_and_the_run_says_so(compose_cfg, workdi
     random.Random(0).shuffle(order)  # the split's own shuffle (project.split.seed=0): 12 train, 6 dev, 6 test
     bad = order[18]
     rows[bad][0] = "broken \ud83d text"
-    (workdir / "rows.json").write_text(json.dumps(rows))
-    (workdir / "bad_task.py").write_text(BAD_PROJECT)
+    write_fruit_project(workdir, "bad_task", rows)
     args = [f"tracking.uri=sqlite:///{workdir}/mlflow.db", f"project.module={workdir}/bad_task.py",
             "optimizer=labeled_few_shot", "eval.progress=false", "tracking.autolog=false", "tracking.log_model=false"]
     with pytest.raises(DspyMlflowError, match=r"eval.max_error_rate=0.0 exceeded: 1 of 6 test examples"):

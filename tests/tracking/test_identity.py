@@ -12,33 +12,9 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from dspy_mlflow.job.run import run
+from tests.conftest import write_fruit_project
 
 pytestmark = pytest.mark.slow
-
-PROJECT = '''
-import json
-from pathlib import Path
-
-import dspy
-
-class Task(dspy.Signature):
-    """Say whether the text is about fruit."""
-    text: str = dspy.InputField()
-    label: str = dspy.OutputField()
-
-signature = Task
-
-def make_program(strategy):
-    return dspy.Predict(Task)
-
-def load_examples():
-    rows = json.loads(Path(__file__).with_name("fruit.json").read_text())
-    return [dspy.Example(text=t, label=l).with_inputs("text") for t, l in rows]
-
-def metric(example, prediction, trace=None):
-    return float(example.label == prediction.label)
-'''
-
 
 ROWS = [["an apple a day", "fruit"], ["a red car", "other"], ["ripe banana", "fruit"], ["the bus stop", "other"],
         ["sweet mango", "fruit"], ["a long road", "other"], ["green pear", "fruit"], ["a fast bike", "other"]] * 3
@@ -53,10 +29,7 @@ def cfg_for(compose_cfg, workdir, module: str, *overrides):
 
 @pytest.fixture
 def project_file(workdir) -> Path:
-    path = workdir / "fruit_task.py"
-    path.write_text(PROJECT)
-    (workdir / "fruit.json").write_text(json.dumps(ROWS))
-    return path
+    return write_fruit_project(workdir, "fruit_task", ROWS)
 
 
 def test_skipped_only_when_config_data_and_code_match(compose_cfg, workdir, project_file, capsys):
@@ -70,7 +43,7 @@ def test_skipped_only_when_config_data_and_code_match(compose_cfg, workdir, proj
     assert (again.status, again.run_id) == ("SKIPPED", first.run_id)
     assert "config, data and code identical to FINISHED run" in capsys.readouterr().out
 
-    (workdir / "fruit.json").write_text(json.dumps([["a red car", "fruit"], *ROWS[1:]]))  # one example edited
+    (workdir / "rows.json").write_text(json.dumps([["a red car", "fruit"], *ROWS[1:]]))  # one example edited
     edited_data = run(cfg(), output_dir=workdir / "c")
     assert edited_data.status == "FINISHED" and edited_data.run_id != first.run_id
     assert "its data changed" in capsys.readouterr().out
