@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +42,14 @@ class _Proxy(ThreadingHTTPServer):
         self.upstream = urlparse(upstream)
         self.tally = Tally()
         self.lock = threading.Lock()
+        self.in_flight = 0
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Block until no request is being forwarded (a killed client's calls still finish upstream)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not self.in_flight, f"{self.in_flight} requests still in flight after {timeout}s"
 
     @property
     def base_url(self) -> str:
@@ -55,6 +64,15 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        with self.server.lock:
+            self.server.in_flight += 1
+        try:
+            self._forward()
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         up = self.server.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)

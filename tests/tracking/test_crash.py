@@ -55,6 +55,7 @@ def test_kill_9_then_the_same_command_resumes(workdir):
         (killed,) = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id], NOT_EVALUATIONS)
         assert killed.info.status == "RUNNING"  # nobody ended it: the process is gone
 
+        proxy.wait_idle()  # the killed job's in-flight calls still reach the provider: not the new job's
         proxy.tally = Tally()
         again = start(args, workdir, "second")
         out, err = again.communicate(timeout=300)
