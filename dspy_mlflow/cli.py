@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     if args and re.fullmatch(r"[A-Za-z][\w-]*", args[0]):  # a bare word that is no subcommand
         _refuse(ConfigError("command", args[0], f"a subcommand ({', '.join(SUBCOMMANDS)}) or overrides "
                                                 "key=value; see python -m dspy_mlflow --help"))
+    if args in (["--help"], ["-h"]):  # from the folders; with overrides, Hydra composes them into its help
+        from dspy_mlflow.config.help import render
+
+        print(render())
+        sys.exit(0)
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
     _terminate_like_ctrl_c()

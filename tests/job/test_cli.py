@@ -56,10 +56,21 @@ def test_bad_input_is_one_line_nonzero_and_creates_no_run(cli, workdir, override
 
 
 def test_help_lists_groups_and_subcommands(cli, workdir):
+    (workdir / "conf" / "model").mkdir(parents=True)
+    (workdir / "conf" / "model" / "my_local.yaml").write_text("# My own server.\nname: my_local\n")
     proc = cli(["--help"], cwd=workdir)
     assert proc.returncode == 0
-    for word in ("model: ", "optimizer: ", "strategy: ", "promote", "lineage", "serve-offline"):
+    for word in ("model:", "optimizer:", "strategy:", "promote", "lineage", "serve-offline", "--cfg job"):
         assert word in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[:2] == ["*", "offline"] for line in lines)  # the default is marked
+    (mine,) = [line for line in lines if "my_local" in line]
+    assert "My own server" in mine and "(./conf)" in mine
+
+
+def test_help_with_overrides_shows_hydras_composed_config(cli, workdir):
+    proc = cli(["--help", "model=gpt4o"], cwd=workdir)
+    assert proc.returncode == 0 and "litellm_model: openai/gpt-4o" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_a_user_conf_folder_adds_a_model(cli, workdir):
