@@ -98,16 +98,25 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     conf = _plain_cfg(cfg)
     validate(conf)  # ConfigError before anything runs
     from dspy_mlflow.tracking import cache_section
-    from dspy_mlflow.tracking_check import check_reachable
-
-    check_reachable(str(conf["tracking"]["uri"]))
     from dspy_mlflow.project_loader import check_program, load_project
 
     project = load_project(conf["project"])
     if not conf["program"].get("init_from"):
         check_program(project, conf["strategy"])  # a factory that raises fails before any run exists
     _name_project(conf, project)
+    hashes = _identity(conf, project)
+    launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
+    may_skip = not (conf["tracking"]["rerun"] or launched_by_mlflow_run)
+    if may_skip:  # asked of the store before MLflow is imported: a skip costs little
+        from dspy_mlflow.tracking.finished import lookup
 
+        done = lookup(str(conf["tracking"]["uri"]), hashes, experiment=str(conf["tracking"]["experiment"]),
+                      experiment_id=sweep.experiment_id if sweep else None)
+        if done is not None:
+            return _skipped(done.run_id, hashes, done.metrics, done.optimizer)
+    from dspy_mlflow.tracking_check import check_reachable
+
+    check_reachable(str(conf["tracking"]["uri"]))
     import mlflow
 
     quiet_libraries()
@@ -126,18 +135,13 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     client = mlflow.MlflowClient()
     for stale_id, line in end_stale_runs(client, [experiment.experiment_id]):
         print(f"run {stale_id}: {line}")
-    hashes = _identity(conf, project)
-    launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
     killed = None
-    if not (conf["tracking"]["rerun"] or launched_by_mlflow_run):
+    if may_skip:
         killed = killed_run(client, experiment.experiment_id, hashes)
         previous, changed = find_finished(experiment.experiment_id, hashes)
         if previous is not None:
-            print(f"skipped: config, data and code identical to FINISHED run {previous.info.run_id} "
-                  f"(config {hashes['config']}, data {hashes['data']}, code {hashes['code']}; "
-                  f"set tracking.rerun=true to run again)")
-            return JobResult(previous.info.run_id, "SKIPPED", dict(previous.data.metrics),
-                             optimizer=previous.data.params.get("optimizer.resolved"))
+            return _skipped(previous.info.run_id, hashes, dict(previous.data.metrics),
+                            previous.data.params.get("optimizer.resolved"))
         if changed:
             print(f"running: the config matches a FINISHED run, but its {' and '.join(changed)} changed")
     mode, cache_dir = cache_section.resolve(conf["cache"], str(conf["tracking"]["uri"]))
@@ -184,6 +188,13 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         from dspy_mlflow.lm import ledger as ledger_mod
 
         ledger_mod.activate(None)  # LM calls after the job (a loaded program) are not the job's
+
+
+def _skipped(run_id: str, hashes: dict[str, str], metrics: dict[str, float], optimizer: str | None) -> JobResult:
+    print(f"skipped: config, data and code identical to FINISHED run {run_id} "
+          f"(config {hashes['config']}, data {hashes['data']}, code {hashes['code']}; "
+          f"set tracking.rerun=true to run again)")
+    return JobResult(run_id, "SKIPPED", metrics, optimizer=optimizer)
 
 
 def _flush_traces(conf: dict) -> None:

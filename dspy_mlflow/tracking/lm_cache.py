@@ -43,8 +43,9 @@ class ScopedCache(Cache):
         self.directory, self.read_only = directory, read_only
 
     def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
-        ignored = [k for k in (ignored_args_for_cache_key or []) if k in _KEY_IGNORES_ONLY]
-        return super().cache_key(request, ignored)
+        # the API key is never part of the key, asked for or not; api_base and base_url always are
+        ignored = {*_KEY_IGNORES_ONLY, *(ignored_args_for_cache_key or [])} - {"api_base", "base_url"}
+        return super().cache_key(request, sorted(ignored))
 
     def put(self, request, value, ignored_args_for_cache_key=None, enable_memory_cache=True) -> None:
         if not self.read_only:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ def test_single_job_runs_and_prints_a_summary(cli, workdir):
     proc = cli(["optimizer=labeled_few_shot", *FAST], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "FINISHED: optimizer=labeled_few_shot" in proc.stdout and "cost $" in proc.stdout
+    summary = next(x for x in proc.stdout.splitlines() if "FINISHED: optimizer=" in x)
+    assert re.search(r"\(list \$\d+\.\d{4}\) \| lm calls [1-9]\d*, cache hits \d+, retries 0 \| test errors 0", summary), summary
     (run,) = runs_in(workdir)
     assert run.info.status == "FINISHED" and run.info.run_name == "offline-labeled_few_shot-predict"
     assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
@@ -157,3 +160,44 @@ def test_sixteen_threads_with_every_example_traced_write_the_sqlite_store_cleanl
     (run,) = runs_in(workdir)
     traces = client.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, max_results=500)
     assert len(traces) == 120 - 60 + 30, "every dev (twice) and test example was traced"
+
+
+def test_the_summary_of_a_cached_run_shows_its_cache_hits_and_list_cost():
+    from dspy_mlflow.app import _summary
+    from dspy_mlflow.job.result import JobResult
+
+    cached = JobResult("r1", "FINISHED", {"test/score": 0.8, "eval/cache_hits": 120, "compile/cache_hits": 64,
+                                          "cost/list_usd": 0.0247, "eval/errors": 2, "lm/retries": 3},
+                       optimizer="bootstrap_few_shot")
+    line = _summary(cached)
+    assert "tokens in/out 0/0 cost $0.0000 (list $0.0247)" in line
+    assert "lm calls 0, cache hits 184, retries 3 | test errors 2" in line
+
+
+def test_subcommands_tab_complete_beside_hydras_overrides(workdir):
+    import os
+    import subprocess
+    import sys
+
+    def complete(line: str) -> list[str]:
+        env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        proc = subprocess.run([sys.executable, "-m", "dspy_mlflow", "-sc", "query=bash"], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.split()
+
+    assert complete("dspy-mlflow pro") == ["promote", "program.", "project.", "project="]
+    everything = complete("dspy-mlflow ")
+    assert {"promote", "rollback", "lineage", "runs", "plan", "gate", "model=", "optimizer="} <= set(everything)
+    assert complete("dspy-mlflow opti") == ["optimizer.", "optimizer="]  # no subcommand starts so
+    assert complete("dspy-mlflow lineage ") == []  # a subcommand's own arguments: no overrides offered
+
+
+def test_build_mlx_tiny_says_what_it_built(workdir):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "dspy_mlflow", "build-mlx-tiny", str(workdir / "tiny")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"built: {workdir / 'tiny'}" and (workdir / "tiny" / "config.json").is_file()

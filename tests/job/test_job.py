@@ -71,6 +71,25 @@ def test_job_logs_the_design_contract(compose_cfg, workdir):
     assert len(state["demos"]) == 16  # a Predict program: its state is flat
     models = mlflow.search_logged_models(experiment_ids=[r.info.experiment_id], output_format="list")
     assert [lm.name for lm in models] == ["program"] and models[0].source_run_id == result.run_id
+    # the LM cache: beside the store by default, private, its place and mode params of the run
+    assert p["cache.dir"] == str(workdir / "lm_cache") and p["cache.mode"] == "on"
+    assert (workdir / "lm_cache").stat().st_mode & 0o777 == 0o700
+    # every score with its 95% interval; the compiled program paired with the baseline on dev
+    for split in ("test", "dev"):
+        assert m[f"{split}/score_ci_low"] <= m[f"{split}/score"] <= m[f"{split}/score_ci_high"]
+        assert m[f"{split}/score_ci_low"] < m[f"{split}/score_ci_high"]
+    assert m["dev/vs_baseline/diff"] == pytest.approx(m["dev/score"] - m["dev/baseline_score"])
+    assert m["dev/vs_baseline/diff_ci_low"] <= m["dev/vs_baseline/diff"] <= m["dev/vs_baseline/diff_ci_high"]
+    assert 0.0 <= m["dev/vs_baseline/p_value"] <= 1.0
+    # the test evaluation in MLflow's evaluation view: one trace per test example (up to the cap)
+    evaluation = client.get_run(tags["dspy_mlflow.evaluation_run"])
+    assert evaluation.data.tags["dspy_mlflow.evaluates"] == result.run_id
+    assert evaluation.data.metrics["examples"] == min(100, int(m["data/test"]))
+    assert evaluation.data.metrics["score/mean"] == pytest.approx(
+        sum(json.loads(x)["score"] for x in raw[:100]) / min(100, len(raw)))
+    traces = mlflow.search_traces(locations=[r.info.experiment_id], run_id=evaluation.info.run_id,
+                                  return_type="list", max_results=200)
+    assert len(traces) == evaluation.data.metrics["examples"]
 
 
 def test_identical_job_is_skipped_then_rerun_hits_the_cache(compose_cfg, workdir):

@@ -48,6 +48,23 @@ def test_twenty_percent_faults_of_every_kind_lose_nothing(compose_cfg, workdir):
     assert m["dev/score"] == baseline.metrics["dev/score"]
 
 
+def test_an_example_that_fails_is_tried_again_at_the_end_of_its_split(compose_cfg, workdir):
+    """No retries inside a call: a 500 on an example's first attempt leaves it for the end of the
+    split, where its second attempt (a fresh, seeded draw) answers it. Fault draws depend only on
+    (seed, prompt, attempt), so the counts are the same on every run."""
+    with serving(options=OfflineOptions(faults={"server_error": 0.4}, seed=3)) as flaky:
+        cfg = hosted(compose_cfg, workdir, flaky, "optimizer=none", "model.num_retries=0", "eval.max_error_rate=1.0",
+                     "eval.num_threads=4")
+        result = run(cfg, output_dir=workdir / "out")
+    m = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(result.run_id).data.metrics
+    rows = [json.loads(x) for x in (workdir / "out" / "raw_outputs.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in rows) == list(range(int(m["data/test"]))), "one row per test example"
+    failed = [r for r in rows if r["error"]]
+    assert m["eval/retried_examples"] > 0, m
+    assert m["eval/errors"] == len(failed) < m["eval/retried_examples"], "the end-of-split try answered some"
+    assert result.status == "FINISHED"
+
+
 def test_a_hung_provider_costs_one_timeout_per_try(compose_cfg, workdir):
     """Every answer hangs for 30 s; with model.timeout_s=1 and no retries each call gives up after ~1 s."""
     with serving(options=OfflineOptions(faults={"hang": 1.0}, hang_s=30)) as hung:

@@ -53,7 +53,10 @@ def test_intervals_and_not_worse_than_best(store, tmp_path):
     assert verdicts == {"best": True, "skipped": True, "close": True, "other": None, "worse": False,
                         "no_raw": None, "failed": None}
 
+    # a skipped job is shown as such and links to the run it reused; the sweep's own jobs link to none
+    assert by_job.loc["skipped", "reused_run"] == skipped and set(by_job.drop("skipped")["reused_run"]) == {""}
     text = format_board(board)
+    assert text.splitlines()[2].split()[4:6] == ["reused", skipped[:8]] and "SKIPPED" not in text
     header, first = text.splitlines()[:2]
     assert header.split() == ["rank", "model", "optimizer", "strategy", "status", "test", "test_95ci", "not_worse",
                               "dev", "baseline", "cost_usd", "list_usd", "run"]
@@ -66,6 +69,9 @@ def test_intervals_and_not_worse_than_best(store, tmp_path):
     with mlflow.start_run() as parent:
         pass
     log_leaderboard(store, parent.info.run_id, board, tmp_path)
+    from dspy_mlflow.sweep.leaderboard import REUSED_TAG
+
+    assert mlflow.get_run(parent.info.run_id).data.tags[REUSED_TAG] == skipped  # runs --sweep lists it from here
     back = pd.read_csv(tmp_path / "leaderboard.csv")
     assert back["test/score"].tolist()[:3] == pytest.approx([0.8, 0.8, 0.75])  # unrounded in the CSV
     assert back["not_worse_than_best"].tolist()[:3] == [True, True, True]

@@ -179,12 +179,15 @@ def open_page(url: str, screenshot: Path, wanted: str, *, timeout_s: float = 40)
 async def _devtools_page(url: str, screenshot: Path, wanted: str, timeout_s: float) -> str:
     import aiohttp  # a dependency of mlflow and litellm: a websocket client
 
-    port = free_port()
+    profile = screenshot.parent / "chromium-profile"
+    log = open(screenshot.parent / "chromium.log", "w")  # noqa: SIM115 - closed below
+    # port 0: Chromium picks a free port and writes it to DevToolsActivePort (no race for a port)
     browser = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                                f"--remote-debugging-port={port}", "--window-size=2200,1200",
-                                f"--user-data-dir={screenshot.parent / 'chromium-profile'}", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--remote-debugging-port=0", "--window-size=2200,1200",
+                                f"--user-data-dir={profile}", "about:blank"],
+                               stdout=log, stderr=subprocess.STDOUT)
     try:
+        port = await _devtools_port(browser, profile / "DevToolsActivePort", screenshot.parent / "chromium.log")
         async with aiohttp.ClientSession() as http:
             pages = await _retry(lambda: http.get(f"http://127.0.0.1:{port}/json/list"))
             socket_url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
@@ -215,6 +218,20 @@ async def _devtools_page(url: str, screenshot: Path, wanted: str, timeout_s: flo
     finally:
         browser.terminate()
         browser.wait(timeout=20)
+        log.close()
+
+
+async def _devtools_port(browser: subprocess.Popen, active_port: Path, log: Path, timeout_s: float = 90) -> int:
+    """The DevTools port Chromium chose, once it has written it (a loaded machine can take a while)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if browser.poll() is not None:
+            pytest.fail(f"chromium exited with {browser.returncode}: {log.read_text()[-2000:]}")
+        lines = active_port.read_text().splitlines() if active_port.exists() else []
+        if lines and lines[0].strip().isdigit():
+            return int(lines[0])
+        await asyncio.sleep(0.2)
+    pytest.fail(f"chromium wrote no DevToolsActivePort in {timeout_s} s: {log.read_text()[-2000:]}")
 
 
 async def _retry(request, attempts: int = 50):
@@ -230,7 +247,7 @@ async def _retry(request, attempts: int = 50):
 
 @pytest.mark.slow
 @pytest.mark.server
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_the_evaluation_view_compares_two_jobs_example_by_example(mlflow_server, tmp_path):
     chromium()
     with mlflow.start_run(run_name="sweep") as sweep:
