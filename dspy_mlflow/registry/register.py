@@ -138,11 +138,12 @@ def register_program(
     if parent_mv is not None:
         tags[C.TAG_PARENT] = C.uri_of(parent_mv)
 
-    try:
-        c.create_registered_model(name, description=f"DSPy programs of project {tags[C.TAG_PROJECT]}")
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise
+    if not _exists(c, name):  # asked first: a failed INSERT is an error line in the store's database log
+        try:
+            c.create_registered_model(name, description=f"DSPy programs of project {tags[C.TAG_PROJECT]}")
+        except MlflowException as exc:  # another job created it meanwhile
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     mv = c.create_model_version(
         name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=60
@@ -153,3 +154,15 @@ def register_program(
     c.set_model_version_tag(name, str(mv.version), C.TAG_SEMVER, semver)
     c.update_model_version(name, str(mv.version), description=_describe(name, str(mv.version), tags, reason))
     return c.get_model_version(name, str(mv.version))
+
+
+def _exists(c, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.get_registered_model(name)
+        return True
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise

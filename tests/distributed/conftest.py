@@ -67,11 +67,14 @@ class Postgres:
                        check=True, capture_output=True, text=True, timeout=60)
         return self.url(name)
 
-    def errors(self, *needles: str) -> list[str]:
-        """ERROR lines holding one of ``needles``, each with its DETAIL line (the duplicated key)."""
+    def errors(self, *needles: str, database: str | None = None) -> list[str]:
+        """ERROR lines holding one of ``needles`` (in ``database`` only, if given), each with its
+        DETAIL line (the duplicated key)."""
         lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
         out = []
         for i, line in enumerate(lines):
+            if database is not None and f" db={database} " not in line:
+                continue
             if "ERROR:" in line and any(n in line for n in needles):
                 detail = lines[i + 1] if i + 1 < len(lines) and "DETAIL:" in lines[i + 1] else ""
                 out.append(f"{line} | {detail.split('DETAIL:', 1)[-1].strip()}")
@@ -91,6 +94,8 @@ def postgres():
     port = free_port()
     _as_postgres(f"{PG_BIN}/initdb -D {data}/db -A trust -U postgres")
     pg = Postgres(data, port)
+    with open(data / "db" / "postgresql.conf", "a") as conf:  # each log line names its database
+        conf.write("\nlog_line_prefix = '%m [%p] db=%d '\n")
     _as_postgres(f"{PG_BIN}/pg_ctl -D {data}/db -l {pg.log} -w "
                  f"-o '-p {port} -k {data} -h 127.0.0.1 -c max_connections=200' start")
     try:

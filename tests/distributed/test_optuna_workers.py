@@ -15,7 +15,6 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 N_TRIALS = 6
 
 
-@pytest.mark.xfail(reason="open (issue 11): one of 3 simultaneous workers intermittently leaves no tagged job run or fails a check; under investigation", strict=False)
 def test_three_workers_on_a_fresh_postgres_share_one_study_and_one_study_run(postgres, mlflow_server, tmp_path):
     storage = postgres.createdb("optuna")  # empty: the workers race to create Optuna's schema
     args = ["optimizer=labeled_few_shot", "search=optuna", "search.sampler=random", f"search.n_trials={N_TRIALS}",
@@ -72,5 +71,7 @@ def test_three_workers_on_a_fresh_postgres_share_one_study_and_one_study_run(pos
     # every worker that ran a trial points its job run at the study run (one that found all trials taken may not)
     assert len(jobs) >= len(workers) and {j.data.tags["dspy_mlflow.study_run_id"] for j in jobs} == {
         study_run.info.run_id}
-    # the schema and the study were created once: PostgreSQL logged no duplicate key of Optuna's
-    assert postgres.errors("duplicate key", "already exists") == []
+    # the schema and the study were created once: PostgreSQL logged no duplicate key in Optuna's database
+    # (the MLflow server's database has its own: MLflow's trace export inserts, catches the race and retries)
+    assert postgres.errors("duplicate key", "already exists", database="optuna") == []
+    assert postgres.errors("ERROR:", database="optuna") == [], "no failed statement in Optuna's database"
