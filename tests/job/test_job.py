@@ -144,6 +144,11 @@ def test_every_optimizer_runs_end_to_end(compose_cfg, workdir, optimizer):
     result = run(cfg, output_dir=workdir / "out")
     assert result.status == "FINISHED"
     assert 0.0 <= result.metrics["test/score"] <= 1.0
+    tags = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(result.run_id).data.tags
+    # every optimizer changes the program on 16 train examples, but two the README names: on the offline
+    # stand-in SIMBA's one demo per step repeats the no-demo answer, and GEPA's instructions are ignored
+    unchanged = {"simba", "gepa"}
+    assert ("dspy_mlflow.warning" in tags) == (optimizer in unchanged), tags.get("dspy_mlflow.warning")
     if optimizer == "auto":
         assert result.optimizer == "labeled_few_shot"  # 16 training examples
 
