@@ -107,16 +107,21 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     hashes = _identity(conf, project)
     launched_by_mlflow_run = "MLFLOW_RUN_ID" in os.environ  # that run exists already: fill it, never skip
     may_skip = not (conf["tracking"]["rerun"] or launched_by_mlflow_run)
+    from dspy_mlflow.tracking_check import check_reachable
+
+    uri = str(conf["tracking"]["uri"])
+    server = uri.startswith(("http://", "https://"))
+    if server:  # a server that does not answer: its one-line error first, not after the lookup's wait
+        check_reachable(uri)
     if may_skip:  # asked of the store before MLflow is imported: a skip costs little
         from dspy_mlflow.tracking.finished import lookup
 
-        done = lookup(str(conf["tracking"]["uri"]), hashes, experiment=str(conf["tracking"]["experiment"]),
+        done = lookup(uri, hashes, experiment=str(conf["tracking"]["experiment"]),
                       experiment_id=sweep.experiment_id if sweep else None)
         if done is not None:
             return _skipped(done.run_id, hashes, done.metrics, done.optimizer)
-    from dspy_mlflow.tracking_check import check_reachable
-
-    check_reachable(str(conf["tracking"]["uri"]))
+    if not server:
+        check_reachable(uri)
     import mlflow
 
     quiet_libraries()

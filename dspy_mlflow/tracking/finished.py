@@ -9,6 +9,7 @@ stale RUNNING run in the experiment: the job's full path ends it KILLED before i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,7 +27,8 @@ TAG = "dspy_mlflow"
 IDENTITY = ("config", "data", "code")
 # MLflow's own transport settings this module does not reproduce: with any of them, ask MLflow
 _MLFLOW_TRANSPORT = ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                     "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE")
+                     "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE",
+                     "MLFLOW_ENABLE_WORKSPACES")
 
 
 @dataclass
@@ -46,7 +48,7 @@ def lookup(uri: str, hashes: dict[str, str], *, experiment: str, experiment_id: 
             return _from_sqlite(Path(uri[len("sqlite:///"):]), hashes, experiment, experiment_id)
         if uri.startswith(("http://", "https://")):
             return _from_server(uri.rstrip("/"), hashes, experiment, experiment_id)
-    except (sqlite3.Error, OSError, ValueError, KeyError):
+    except Exception:  # a shortcut only: whatever goes wrong, MLflow's own path decides
         return None
     return None
 
@@ -64,7 +66,7 @@ def _from_sqlite(path: Path, hashes, experiment: str, experiment_id: str | None)
     if not path.is_file():
         return None
     where, key = ("e.experiment_id = ?", int(experiment_id)) if experiment_id else ("e.name = ?", experiment)
-    with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5) as db:
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)) as db:
         row = db.execute(_SQL.format(experiment=where), [*(hashes[p] for p in IDENTITY), key]).fetchone()
         if row is None:
             return None
@@ -115,7 +117,7 @@ def _call(url: str, body: dict | None = None) -> dict | None:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=3) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError:
         return None

@@ -71,6 +71,11 @@ def test_a_stale_running_run_sends_the_job_down_the_path_that_ends_it(store):
     client.set_tag(dead, HEARTBEAT, json.dumps({"host": "elsewhere", "pid": 1, "time": time.time() - 60,
                                                 "interval_s": 5}))
     assert lookup(store, hashes, experiment=name) is None
+    from dspy_mlflow.tracking.heartbeat import end_stale_runs
+
+    assert [run_id for run_id, _ in end_stale_runs(client, [experiment_id])] == [dead]  # what the full path does
+    assert client.get_run(dead).info.status == "KILLED" and client.get_run(live).info.status == "RUNNING"
+    assert lookup(store, hashes, experiment=name).run_id == done  # and then the skip is cheap again
 
 
 def test_lookup_answers_none_when_it_cannot_ask(tmp_path):
