@@ -49,8 +49,9 @@ def forecast_job(conf: dict, label: str) -> Forecast:
 def _from_history(conf: dict, label: str) -> Forecast | None:
     import mlflow
 
-    from dspy_mlflow.job.run import _identity, _name_project, find_finished
+    from dspy_mlflow.job.run import _identity, _name_project
     from dspy_mlflow.project_loader import load_project
+    from dspy_mlflow.tracking.finished import find_finished
 
     conf = json.loads(json.dumps(conf))
     project = load_project(conf["project"])

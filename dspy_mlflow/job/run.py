@@ -18,7 +18,9 @@ from typing import Any
 
 from dspy_mlflow.errors import BudgetExceeded, DspyMlflowError, LostExamples, one_line
 from dspy_mlflow.job.result import JobResult
+from dspy_mlflow.tracking.finished import find_finished, lookup
 from dspy_mlflow.tracking.heartbeat import Heartbeat, end_stale_runs
+from dspy_mlflow.tracking.identity import hash_tag
 from dspy_mlflow.tracking.resume import PROGRAM_TAG, RESUMED_TAG, answered_rows, killed_run, program_hash
 
 TAG = "dspy_mlflow"
@@ -51,27 +53,6 @@ def _plain_cfg(cfg) -> dict[str, Any]:
     return json.loads(json.dumps(cfg, default=str))
 
 
-IDENTITY = ("config", "data", "code")
-
-
-def find_finished(experiment_id: str, hashes: dict[str, str]):
-    """The newest FINISHED run with this config hash, and which parts of its identity match."""
-    import mlflow
-
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.`{TAG}.config_hash` = '{hashes['config']}' and attributes.status = 'FINISHED'",
-        max_results=20, output_format="list", order_by=["attributes.start_time DESC"],
-    )
-    for run in runs:
-        if all(run.data.tags.get(f"{TAG}.{part}_hash") == hashes[part] for part in IDENTITY):
-            return run, []
-    if not runs:
-        return None, []
-    latest = runs[0]
-    return None, [part for part in IDENTITY if latest.data.tags.get(f"{TAG}.{part}_hash") != hashes[part]]
-
-
 def _identity(conf: dict, project) -> dict[str, str]:
     from dspy_mlflow.project_loader import signature_hash
     from dspy_mlflow.tracking.identity import code_hash, config_hash, data_hash
@@ -97,8 +78,8 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     quiet_environment()
     conf = _plain_cfg(cfg)
     validate(conf)  # ConfigError before anything runs
-    from dspy_mlflow.tracking import cache_section
     from dspy_mlflow.project_loader import check_program, load_project
+    from dspy_mlflow.tracking import cache_section
 
     project = load_project(conf["project"])
     if not conf["program"].get("init_from"):
@@ -114,8 +95,6 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     if server:  # a server that does not answer: its one-line error first, not after the lookup's wait
         check_reachable(uri)
     if may_skip:  # asked of the store before MLflow is imported: a skip costs little
-        from dspy_mlflow.tracking.finished import lookup
-
         done = lookup(uri, hashes, experiment=str(conf["tracking"]["experiment"]),
                       experiment_id=sweep.experiment_id if sweep else None)
         if done is not None:
@@ -149,13 +128,13 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                             previous.data.params.get("optimizer.resolved"))
         if changed:
             print(f"running: the config matches a FINISHED run, but its {' and '.join(changed)} changed")
-    mode, cache_dir = cache_section.resolve(conf["cache"], str(conf["tracking"]["uri"]))
+    mode, cache_dir = cache_section.resolve(conf["cache"], uri)
     if not conf["model"].get("cache", True):
         mode, cache_dir = "off", None
     conf["cache"] = {"dir": str(cache_dir) if cache_dir else None, "mode": mode}
 
     parent = _resolve_init_from(conf, project.name)  # a bad reference fails before any run exists
-    tags = {f"{TAG}.{part}_hash": value for part, value in hashes.items()} | {f"{TAG}.project": project.name}
+    tags = {hash_tag(part): value for part, value in hashes.items()} | {f"{TAG}.project": project.name}
     if sweep:
         tags[f"{TAG}.sweep_id"] = sweep.sweep_id
     logged = scrub(conf)  # what MLflow keeps: no secret, nor the value of the variable api_key_env names

@@ -138,7 +138,9 @@ def register_program(
     if parent_mv is not None:
         tags[C.TAG_PARENT] = C.uri_of(parent_mv)
 
-    if not _exists(c, name):  # asked first: a failed INSERT is an error line in the store's database log
+    try:  # asked first: a failed INSERT is an error line in the store's database log
+        C.get_registered_model(c, name)
+    except RegistryError:  # not there yet
         try:
             c.create_registered_model(name, description=f"DSPy programs of project {tags[C.TAG_PROJECT]}")
         except MlflowException as exc:  # another job created it meanwhile
@@ -155,14 +157,3 @@ def register_program(
     c.update_model_version(name, str(mv.version), description=_describe(name, str(mv.version), tags, reason))
     return c.get_model_version(name, str(mv.version))
 
-
-def _exists(c, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        c.get_registered_model(name)
-        return True
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return False
-        raise

@@ -1,4 +1,5 @@
-"""Is this job already FINISHED? Asked of the store directly, before MLflow is imported.
+"""Is this job already FINISHED? Asked of the store directly, before MLflow is imported
+(:func:`lookup`), or through MLflow (:func:`find_finished`).
 
 A skip should cost less than the imports of the job it skips. For a sqlite store the question
 is one read-only query on MLflow's tables; for a tracking server, MLflow's REST API
@@ -22,9 +23,8 @@ from pathlib import Path
 
 from dspy_mlflow.tracking.heartbeat import TAG as HEARTBEAT_TAG
 from dspy_mlflow.tracking.heartbeat import stale_reason
+from dspy_mlflow.tracking.identity import IDENTITY, hash_tag, identity_filter
 
-TAG = "dspy_mlflow"
-IDENTITY = ("config", "data", "code")
 # MLflow's own transport settings this module does not reproduce: with any of them, ask MLflow
 _MLFLOW_TRANSPORT = ("MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
                      "MLFLOW_TRACKING_CLIENT_CERT_PATH", "MLFLOW_TRACKING_AUTH", "MLFLOW_WORKSPACE",
@@ -36,6 +36,24 @@ class Finished:
     run_id: str
     metrics: dict[str, float]
     optimizer: str | None
+
+
+def find_finished(experiment_id: str, hashes: dict[str, str]):
+    """The newest FINISHED run with this config hash, and which parts of its identity match (through MLflow)."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.`{hash_tag('config')}` = '{hashes['config']}' and attributes.status = 'FINISHED'",
+        max_results=20, output_format="list", order_by=["attributes.start_time DESC"],
+    )
+    for run in runs:
+        if all(run.data.tags.get(hash_tag(part)) == hashes[part] for part in IDENTITY):
+            return run, []
+    if not runs:
+        return None, []
+    latest = runs[0]
+    return None, [part for part in IDENTITY if latest.data.tags.get(hash_tag(part)) != hashes[part]]
 
 
 def lookup(uri: str, hashes: dict[str, str], *, experiment: str, experiment_id: str | None = None
@@ -55,7 +73,7 @@ def lookup(uri: str, hashes: dict[str, str], *, experiment: str, experiment_id: 
 
 _SQL = f"""
 SELECT r.run_uuid FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id
-{" ".join(f"JOIN tags t{i} ON t{i}.run_uuid = r.run_uuid AND t{i}.key = '{TAG}.{part}_hash' AND t{i}.value = ?"
+{" ".join(f"JOIN tags t{i} ON t{i}.run_uuid = r.run_uuid AND t{i}.key = '{hash_tag(part)}' AND t{i}.value = ?"
           for i, part in enumerate(IDENTITY))}
 WHERE {{experiment}} AND e.lifecycle_stage = 'active' AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active'
 ORDER BY r.start_time DESC LIMIT 1
@@ -91,8 +109,8 @@ def _from_server(base: str, hashes, experiment: str, experiment_id: str | None) 
         if found is None:
             return None
         experiment_id = found["experiment"]["experiment_id"]
-    wanted = " and ".join(f"tags.`{TAG}.{p}_hash` = '{hashes[p]}'" for p in IDENTITY)
-    body = {"experiment_ids": [experiment_id], "filter": f"{wanted} and attributes.status = 'FINISHED'",
+    body = {"experiment_ids": [experiment_id],
+            "filter": f"{identity_filter(hashes)} and attributes.status = 'FINISHED'",
             "max_results": 1, "order_by": ["attributes.start_time DESC"]}
     found = _call(f"{base}/api/2.0/mlflow/runs/search", body)
     if not found or not found.get("runs"):

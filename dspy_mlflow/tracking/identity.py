@@ -12,6 +12,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+IDENTITY = ("config", "data", "code")  # the parts of a job's identity, each a hash tag on its run
+
+
+def hash_tag(part: str) -> str:
+    return f"dspy_mlflow.{part}_hash"
+
+
+def identity_filter(hashes: Mapping[str, str]) -> str:
+    """An MLflow search filter for the runs of exactly this identity."""
+    return " and ".join(f"tags.`{hash_tag(part)}` = '{hashes[part]}'" for part in IDENTITY)
+
+
 # Keys that do not change results, so they do not change the hash.
 _NOT_IDENTITY = ("tracking", "cache", "eval.num_threads", "eval.progress", "registry", "hydra")
 

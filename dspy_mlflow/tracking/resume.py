@@ -14,6 +14,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from dspy_mlflow.tracking.identity import identity_filter
+
 PROGRAM_TAG = "dspy_mlflow.program_hash"
 RESUMED_TAG = "dspy_mlflow.resumed_from"
 
@@ -24,8 +26,7 @@ def program_hash(state: str) -> str:
 
 def killed_run(client, experiment_id: str, hashes: dict[str, str]):
     """The newest KILLED run of this identity that got as far as compiling, or None."""
-    clauses = [f"tags.`dspy_mlflow.{part}_hash` = '{value}'" for part, value in hashes.items()]
-    runs = client.search_runs([experiment_id], " and ".join([*clauses, "attributes.status = 'KILLED'"]),
+    runs = client.search_runs([experiment_id], f"{identity_filter(hashes)} and attributes.status = 'KILLED'",
                               order_by=["attributes.start_time DESC"], max_results=5)
     return next((r for r in runs if r.data.tags.get(PROGRAM_TAG)), None)
 

@@ -12,8 +12,7 @@ import uuid
 
 from mlflow import MlflowClient
 
-from dspy_mlflow.job.run import find_finished
-from dspy_mlflow.tracking.finished import lookup
+from dspy_mlflow.tracking.finished import find_finished, lookup
 
 
 def _run(client, experiment_id, hashes, status="FINISHED", score=0.5):
