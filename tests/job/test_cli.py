@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,10 +178,6 @@ def test_the_summary_of_a_cached_run_shows_its_cache_hits_and_list_cost():
 
 
 def test_subcommands_tab_complete_beside_hydras_overrides(workdir):
-    import os
-    import subprocess
-    import sys
-
     def complete(line: str) -> list[str]:
         env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
         proc = subprocess.run([sys.executable, "-m", "dspy_mlflow", "-sc", "query=bash"], cwd=workdir, env=env,
@@ -194,9 +193,6 @@ def test_subcommands_tab_complete_beside_hydras_overrides(workdir):
 
 
 def test_build_mlx_tiny_says_what_it_built(workdir):
-    import subprocess
-    import sys
-
     proc = subprocess.run([sys.executable, "-m", "dspy_mlflow", "build-mlx-tiny", str(workdir / "tiny")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -179,15 +179,15 @@ def open_page(url: str, screenshot: Path, wanted: str, *, timeout_s: float = 40)
 async def _devtools_page(url: str, screenshot: Path, wanted: str, timeout_s: float) -> str:
     import aiohttp  # a dependency of mlflow and litellm: a websocket client
 
-    profile = screenshot.parent / "chromium-profile"
-    log = open(screenshot.parent / "chromium.log", "w")  # noqa: SIM115 - closed below
+    profile, log_path = screenshot.parent / "chromium-profile", screenshot.parent / "chromium.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
     # port 0: Chromium picks a free port and writes it to DevToolsActivePort (no race for a port)
     browser = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                 "--remote-debugging-port=0", "--window-size=2200,1200",
                                 f"--user-data-dir={profile}", "about:blank"],
                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        port = await _devtools_port(browser, profile / "DevToolsActivePort", screenshot.parent / "chromium.log")
+        port = await _devtools_port(browser, profile / "DevToolsActivePort", log_path)
         async with aiohttp.ClientSession() as http:
             pages = await _retry(lambda: http.get(f"http://127.0.0.1:{port}/json/list"))
             socket_url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
