@@ -42,7 +42,10 @@ def _experiment(conf: dict, sweep: SweepContext | None):
     if os.environ.get("MLFLOW_RUN_ID"):
         run = mlflow.MlflowClient().get_run(os.environ["MLFLOW_RUN_ID"])
         return mlflow.set_experiment(experiment_id=run.info.experiment_id)
-    return mlflow.set_experiment(conf["tracking"]["experiment"])
+    experiment = mlflow.set_experiment(conf["tracking"]["experiment"])
+    # when another process created it a moment before, set_experiment returns it without making it
+    # active (mlflow/tracking/fluent.py, RESOURCE_ALREADY_EXISTS) and the run would go to experiment 0
+    return mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
 def _plain_cfg(cfg) -> dict[str, Any]:
