@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-DEFAULT_MAX_EXAMPLES = 100  # ~46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~5 s a job at most
+DEFAULT_MAX_EXAMPLES = 100  # ~25-46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~2.5-5 s a job at most
 SOURCE_ID = "dspy_mlflow"
 EVALUATES_TAG = "dspy_mlflow.evaluates"  # on the evaluation run: the job's run id
 EVALUATION_RUN_TAG = "dspy_mlflow.evaluation_run"  # on the job's run: its evaluation run id
