@@ -64,7 +64,8 @@ class TrackingConfig:
     experiment: str = "dspy_mlflow"
     run_name: Optional[str] = None
     autolog: bool = True  # mlflow.dspy.autolog: DSPy traces, linked to the run
-    trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; a kept trace costs ~50-70 ms CPU)
+    trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; a kept trace costs ~25 ms CPU)
+    max_traces_per_split: Optional[int] = 3  # of those, at most N per evaluated split (null: no cap)
     log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
     rerun: bool = False  # run again even if an identical config already FINISHED
     heartbeat_s: float = 10.0  # how often a running job stamps its run and uploads its partial raw outputs

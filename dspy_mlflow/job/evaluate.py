@@ -100,27 +100,30 @@ def evaluate(
     keep_records: bool = False,
     progress: bool = True,
     trace_sampling: float = 1.0,
+    max_traced: int | None = None,
     reuse: Mapping[int, dict[str, Any]] | None = None,
     on_row: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
     """Run ``program`` on every example; score with ``metric``; stop when the budget is spent.
 
-    ``trace_sampling``: the share of examples MLflow's DSPy autolog traces (see trace_sampling.py).
+    ``trace_sampling``, ``max_traced``: the share of examples MLflow's DSPy autolog traces, and at most
+    how many (None: no cap); the same examples on every run (see trace_sampling.py).
     ``reuse``: rows by example index, answered before: written again (``resumed: true``), not sent.
     ``on_row(done, total)``: called on the caller's thread after each row is written.
     """
     from tqdm.auto import tqdm
 
-    from dspy_mlflow.job.trace_sampling import tracing
+    from dspy_mlflow.job.trace_sampling import traced_indices, tracing
 
     result = EvalResult(split=split)
     sink = open(raw_path, "a", encoding="utf-8") if raw_path else None  # noqa: SIM115
     start = time.perf_counter()
     reuse = {i: row for i, row in (reuse or {}).items() if i < len(examples) and same_example(row, examples[i])}
+    traced = traced_indices(examples, trace_sampling, max_traced)
 
     def one(index: int, example, attempt: int = 1) -> dict[str, Any]:
         prediction, error, kind, score = None, None, None, 0.0
-        with ledger.example() as usage, tracing(example, trace_sampling):
+        with ledger.example() as usage, tracing(index in traced):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())

@@ -258,6 +258,8 @@ class _Job:
         # the share of evaluated examples traced; without autolog there is nothing to leave out
         tracking = conf["tracking"]
         self.trace_sampling = float(tracking.get("trace_sampling", 1.0)) if tracking["autolog"] else 1.0
+        cap = tracking.get("max_traces_per_split") if tracking["autolog"] else None
+        self.max_traced = None if cap is None else int(cap)
 
     # -- steps -------------------------------------------------------------
     def execute(self) -> None:
@@ -302,11 +304,11 @@ class _Job:
         program = self._initial_program()
         threads, progress = int(conf["eval"]["num_threads"]), bool(conf["eval"].get("progress", True))
         metric = self.project.metric
-        sampling = self.trace_sampling
+        traces = {"trace_sampling": self.trace_sampling, "max_traced": self.max_traced}
 
         with self.ledger.in_phase("eval"):
             baseline = evaluate(program, dev, metric, ledger=self.ledger, split="dev_baseline",
-                                num_threads=threads, progress=progress, keep_records=True, trace_sampling=sampling,
+                                num_threads=threads, progress=progress, keep_records=True, **traces,
                                 on_row=self._at("the baseline evaluation on dev"))
         self._metric("dev/baseline_score", baseline.score)
         self._check_provider_answers(baseline)
@@ -342,12 +344,12 @@ class _Job:
         mlflow.set_tag(PROGRAM_TAG, state)
         with self.ledger.in_phase("eval"):
             dev_result = evaluate(compiled, dev, metric, ledger=self.ledger, split="dev",
-                                  num_threads=threads, progress=progress, trace_sampling=sampling,
+                                  num_threads=threads, progress=progress, **traces,
                                   keep_records=True, on_row=self._at("the dev evaluation"))
             self._metric("dev/score", dev_result.score)
             test_result = evaluate(compiled, test, metric, ledger=self.ledger, split="test",
                                    num_threads=threads, raw_path=self.raw_path, progress=progress,
-                                   trace_sampling=sampling, reuse=self._resumable_rows(state),
+                                   **traces, reuse=self._resumable_rows(state),
                                    keep_records=True, on_row=self._at("the test evaluation"))
         self.step = "logging the results"
         self._metrics({

@@ -132,7 +132,7 @@ class _Search:
                     raise BudgetExceeded(job.ledger.total.cost_usd, job.ledger.max_cost_usd)
                 result = evaluate(compiled, self.devset, job.project.metric, ledger=job.ledger, split=f"trial{n}",
                                   num_threads=int(conf["eval"]["num_threads"]), progress=False,
-                                  trace_sampling=job.trace_sampling)
+                                  trace_sampling=job.trace_sampling, max_traced=job.max_traced)
             except BudgetExceeded as exc:
                 self.stop_error = exc
                 raise

@@ -104,13 +104,14 @@ def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, s
         span.set_inputs(dict(row.get("inputs") or {}))
         span.set_outputs(_outputs(row))
         span.set_attributes({"dspy_mlflow.split": split, "dspy_mlflow.index": int(row["index"])})
-    trace_id, span_id = span.trace_id, span.span_id
-    if row.get("gold"):
-        mlflow.log_expectation(trace_id=trace_id, name="expected_response", value=row["gold"], source=source,
-                               metadata=metadata, span_id=span_id)
-    mlflow.log_feedback(trace_id=trace_id, name=metric_name, value=float(row.get("score") or 0.0),
-                        source=source, rationale=_rationale(row), metadata=metadata, span_id=span_id)
-    return trace_id
+        # logged while the trace is active, MLflow keeps them in memory and writes them with the
+        # trace in one transaction (tracing/client.py log_assessment): not one write each afterwards
+        if row.get("gold"):
+            mlflow.log_expectation(trace_id=span.trace_id, name="expected_response", value=row["gold"],
+                                   source=source, metadata=metadata, span_id=span.span_id)
+        mlflow.log_feedback(trace_id=span.trace_id, name=metric_name, value=float(row.get("score") or 0.0),
+                            source=source, rationale=_rationale(row), metadata=metadata, span_id=span.span_id)
+    return span.trace_id
 
 
 def _outputs(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -197,24 +197,52 @@ def test_registered_program_loads_with_its_lm_and_answers(compose_cfg, workdir):
     assert program(text="Cold food, rude staff, never again.").sentiment in ("positive", "negative")
 
 
-def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir):
+@pytest.mark.parametrize("cap", [None, 2])
+def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir, cap):
+    """At 30%, uncapped: every sampled example; capped at 2: the 2 lowest draws of each split, the
+    same dev examples before (baseline) and after compiling."""
     from dspy_mlflow.job.splits import split_examples
-    from dspy_mlflow.job.trace_sampling import is_sampled
+    from dspy_mlflow.job.trace_sampling import draw, is_sampled
     from projects.sentiment import load_examples
 
     cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "registry.register=false",
-                  "tracking.log_model=false", "tracking.autolog=true", "tracking.trace_sampling=0.3")
+                  "tracking.log_model=false", "tracking.autolog=true", "tracking.trace_sampling=0.3",
+                  f"tracking.max_traces_per_split={'null' if cap is None else cap}")
     result = run(cfg, output_dir=workdir / "out")
     assert result.status == "FINISHED"
     _, dev, test = split_examples(load_examples(), cfg["project"]["split"])
-    # the same dev examples are traced before (baseline) and after compiling
-    chosen = [ex.text for ex in dev if is_sampled(ex, 0.3)] * 2 + [ex.text for ex in test if is_sampled(ex, 0.3)]
+
+    def chosen_of(split):
+        sampled = sorted((ex for ex in split if is_sampled(ex, 0.3)), key=draw)
+        return [ex.text for ex in (sampled if cap is None else sampled[:cap])]
+
+    chosen = chosen_of(dev) * 2 + chosen_of(test)
     assert 0 < len(chosen) < 2 * len(dev) + len(test)
+    if cap is not None:
+        assert len(chosen) == 3 * cap
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
     experiment_id = MlflowClient().get_run(result.run_id).info.experiment_id
     traces = mlflow.search_traces(locations=[experiment_id], run_id=result.run_id, return_type="list")
     traced = [next(s for s in t.data.spans if s.parent_id is None).inputs["text"] for t in traces]
     assert sorted(traced) == sorted(chosen)
+
+
+def test_traced_examples_do_not_depend_on_the_split_order():
+    import random
+
+    import dspy
+
+    from dspy_mlflow.job.trace_sampling import traced_indices
+
+    examples = [dspy.Example(text=f"example {i}").with_inputs("text") for i in range(500)]
+    picked = {examples[i].text for i in traced_indices(examples, 0.05, 3)}
+    shuffled = examples[:]
+    random.Random(1).shuffle(shuffled)
+    assert len(picked) == 3 and {shuffled[i].text for i in traced_indices(shuffled, 0.05, 3)} == picked
+    assert len(traced_indices(examples, 0.05, None)) > 3  # uncapped: the whole 5%
+    assert traced_indices(examples, 1.0, None) == set(range(500))
+    assert traced_indices(examples, 0.0, None) == set() == traced_indices(examples, 1.0, 0)
+    assert len(traced_indices(examples, 1.0, 4)) == 4
 
 
 def test_gepa_defaults_propose_and_an_unchanged_program_is_flagged(compose_cfg, workdir):
