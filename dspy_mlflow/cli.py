@@ -23,6 +23,8 @@ SUBCOMMANDS = {
     "plan": ("dspy_mlflow.compare.plan_command:plan_main", "forecast tokens, dollars and time of a job or sweep (-m)"),
     "gate": ("dspy_mlflow.compare.commands:gate_main",
              "exit 0 if a version is not significantly worse than production, 1 if worse, 2 on bad input"),
+    "view": ("dspy_mlflow.compare.commands:view_main",
+             "log the evaluation view (a trace per test example) of finished runs, from their raw outputs"),
     "serve-offline": ("dspy_mlflow.lm.offline_server:main", "serve the offline model as an OpenAI-compatible API"),
     "build-mlx-tiny": ("dspy_mlflow.lm.mlx_tiny:main", "build the tiny random-weight MLX model in a folder"),
 }

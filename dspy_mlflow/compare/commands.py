@@ -55,7 +55,38 @@ def gate_main(argv: list[str]) -> int:
     return _guard(run)
 
 
-COMMANDS = {"gate": gate_main}
+def view_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m dspy_mlflow view",
+        description="Log the evaluation view (MLflow's \"Evaluation runs\": a trace per test example with its "
+                    "score) of finished job runs, from their raw_outputs.jsonl; no LM call. A run that has "
+                    "one already is left as it is.",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="job run ids")
+    p.add_argument("--max-examples", type=int, default=100,
+                   help="the first N test examples by index; 0: all (default: %(default)s)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    a = p.parse_args(argv)
+
+    def run() -> int:
+        import mlflow
+
+        from dspy_mlflow.registry import _common as C
+        from dspy_mlflow.tracking.evaluation import log_run_evaluation
+
+        client = C.client(a.tracking_uri)  # never creates an empty store
+        mlflow.set_tracking_uri(client.tracking_uri)  # the traces go where the runs are
+        for run_id in a.run_ids:
+            logged = log_run_evaluation(client, run_id, max_examples=a.max_examples or None)
+            what = f"{logged.examples} examples" if logged.examples else "had one already"
+            print(f"run {run_id}: evaluation run {logged.run_id} ({what})")
+        return 0
+
+    return _guard(run)
+
+
+COMMANDS = {"gate": gate_main, "view": view_main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,13 +64,14 @@ class TrackingConfig:
     experiment: str = "dspy_mlflow"
     run_name: Optional[str] = None
     autolog: bool = True  # mlflow.dspy.autolog: DSPy traces, linked to the run
-    trace_sampling: float = 0.05  # share of evaluated examples traced (1.0: all; a kept trace costs ~25 ms CPU)
-    max_traces_per_split: Optional[int] = 3  # of those, at most N per evaluated split (null: no cap)
+    trace_sampling: float = 1.0  # share of evaluated examples that may be traced (a kept trace costs ~25-40 ms CPU)
+    max_traces_per_split: Optional[int] = 1  # of those, at most N per evaluated split, the same ones every run (null: all)
     log_model: bool = True  # mlflow.dspy.log_model (pickled program as an MLflow model)
     rerun: bool = False  # run again even if an identical config already FINISHED
     heartbeat_s: float = 10.0  # how often a running job stamps its run and uploads its partial raw outputs
-    evaluation_view: bool = True  # test rows in MLflow's "Evaluation runs" view: a trace per example (~25-46 ms CPU each)
+    evaluation_view: bool = True  # test rows in MLflow's "Evaluation runs" view: a trace per example (~25 ms CPU each)
     evaluation_max_examples: Optional[int] = 100  # the first N test examples by index; null: all
+    sweep_evaluation_views: Optional[int] = 2  # in a sweep: the view for the N best jobs, at its end; null: every job
 
 
 @dataclass

@@ -98,6 +98,7 @@ def validate(cfg: Mapping) -> None:
     _number(cfg, "eval.num_threads", 1, 256)
     _number(cfg, "tracking.trace_sampling", 0.0, 1.0)
     _number(cfg, "tracking.max_traces_per_split", 0, allow_none=True)
+    _number(cfg, "tracking.sweep_evaluation_views", 0, allow_none=True)
     _number(cfg, "budget.max_cost_usd", 0.0, allow_none=True)
     _number(cfg, "budget.sweep_max_cost_usd", 0.0, allow_none=True)
     _number(cfg, "eval.max_error_rate", 0.0, 1.0)

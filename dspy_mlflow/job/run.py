@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,12 +149,14 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     run_id = active.info.run_id
     metrics: dict[str, float] = {}
     job = _Job(conf, project, workdir, metrics, parent=parent, killed=killed)
+    job.in_sweep = sweep is not None
     try:
         mlflow.log_params(params_of(logged, exclude=_searched_params(conf)))
         mlflow.log_dict(logged, "config.yaml")
         with Heartbeat(client, run_id, float(conf["tracking"]["heartbeat_s"]), job.raw_path):
             job.execute()
-        _flush_traces(conf)
+        if not _sweep_flushes_traces():
+            _flush_traces(conf)
         mlflow.end_run("FINISHED")
         mlflow.clear_active_model()
         return JobResult(run_id, "FINISHED", metrics, optimizer=job.resolved_optimizer,
@@ -192,6 +195,13 @@ def _flush_traces(conf: dict) -> None:
 
         with contextlib.suppress(Exception):  # a trace that cannot be written does not fail the job
             mlflow.flush_trace_async_logging()
+
+
+def _sweep_flushes_traces() -> bool:
+    """A sweep whose callback runs in this process writes the pending traces once, at its end (a
+    flush waits up to a second for MLflow's queue): the jobs need not, each."""
+    callback = sys.modules.get("dspy_mlflow.sweep.callback")
+    return callback is not None and callback.open_sweep() is not None
 
 
 def _resolve_init_from(conf: dict, project_name: str) -> str | None:
@@ -255,6 +265,7 @@ class _Job:
         self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
         self.logged_raw = False
+        self.in_sweep = False
         # the share of evaluated examples traced; without autolog there is nothing to leave out
         tracking = conf["tracking"]
         self.trace_sampling = float(tracking.get("trace_sampling", 1.0)) if tracking["autolog"] else 1.0
@@ -352,7 +363,7 @@ class _Job:
                                    **traces, reuse=self._resumable_rows(state),
                                    keep_records=True, on_row=self._at("the test evaluation"))
         self.step = "logging the results"
-        self._metrics({
+        final = {
             "test/score": test_result.score,
             "eval/duration_s": baseline.duration_s + dev_result.duration_s + test_result.duration_s,
             "eval/latency_p50_ms": test_result.percentile_ms(0.5),
@@ -361,14 +372,22 @@ class _Job:
             "eval/parse_errors": test_result.parse_errors, "eval/retried_examples": test_result.retried,
             "eval/resumed_examples": test_result.reused,
             **self._confidence(baseline, dev_result, test_result),
-        })
-        self._log_usage(n_test=len(test))
+            **self._usage_values(n_test=len(test)),
+        }
+        self.metrics.update({key: float(value) for key, value in final.items()})
         self._log_raw()
         from dspy_mlflow.tracking.evaluation import log_test_evaluation
 
-        log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
-        self._check_losses(test_result, len(test))
-        self._log_and_register(compiled, self._model_example(test, test_result.records))
+        if not self.in_sweep or conf["tracking"].get("sweep_evaluation_views") is None:  # else the sweep's end
+            log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
+        try:
+            self._check_losses(test_result, len(test))
+            info = self._log_program(compiled, self._model_example(test, test_result.records))
+        finally:
+            # after the model: MLflow's Model.log copies every metric logged before it to the model, one
+            # query per metric; the ones logged after are linked to it through the run
+            self._metrics(final)
+        self._register(info)
 
     def _preflight(self) -> dict:
         import mlflow
@@ -544,11 +563,9 @@ class _Job:
         self.metrics.update(values)
         mlflow.log_metrics(values)
 
-    def _log_usage(self, n_test: int) -> None:
+    def _usage_values(self, n_test: int) -> dict[str, float]:
         from dspy_mlflow.lm.ledger import Usage
 
-        if self.ledger is None:
-            return
         ev = self.ledger.phases.get("eval", Usage())
         co = self.ledger.phases.get("compile", Usage())
         total = self.ledger.total
@@ -567,7 +584,7 @@ class _Job:
         }
         test_cost = self._test_cost()
         values["cost/usd_per_example"] = test_cost / n_test if n_test else 0.0
-        self._metrics(values)
+        return values
 
     def _test_cost(self) -> float:
         if not self.raw_path.exists():
@@ -581,13 +598,15 @@ class _Job:
             self.logged_raw = True
             log_raw_outputs(self.raw_path)
 
-    def _log_and_register(self, program, example: tuple[dict, dict] | None) -> None:
-        import mlflow
-
+    def _log_program(self, program, example: tuple[dict, dict] | None):
         from dspy_mlflow.job.logging import log_program
 
-        info = log_program(program, self.workdir, log_model=bool(self.conf["tracking"]["log_model"]),
+        return log_program(program, self.workdir, log_model=bool(self.conf["tracking"]["log_model"]),
                            example=example, model_cfg=self.model_cfg)
+
+    def _register(self, info) -> None:
+        import mlflow
+
         registry = self.conf["registry"]
         if info is None or not registry.get("register"):
             return
@@ -609,6 +628,6 @@ class _Job:
         done = len(self._raw_rows())
         with contextlib.suppress(Exception):
             if self.ledger is not None:
-                self._log_usage(n_test=done)
+                self._metrics(self._usage_values(n_test=done))
         with contextlib.suppress(Exception):
             self._log_raw()

@@ -146,7 +146,7 @@ def all_versions(c: MlflowClient, name: str) -> list[ModelVersion]:
     rm = get_registered_model(c, name)
     out, token = [], None
     while True:
-        page = c.search_model_versions(f"name = '{_quote(name)}'", max_results=200, page_token=token)
+        page = c.search_model_versions(f"name = '{quote(name)}'", max_results=200, page_token=token)
         out.extend(page)
         token = page.token
         if not token:
@@ -159,7 +159,7 @@ def all_versions(c: MlflowClient, name: str) -> list[ModelVersion]:
     return sorted(out, key=lambda v: int(v.version))
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     return text.replace("'", "\\'")
 
 

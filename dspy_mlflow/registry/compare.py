@@ -63,7 +63,7 @@ def runs_frame(
     if exp is None:
         names = sorted(e.name for e in c.search_experiments(max_results=50))
         raise ConfigError("experiment", experiment, "existing experiments: " + (", ".join(names) or "none"))
-    filter_string = f"tags.`{SWEEP_TAG}` = '{C._quote(sweep_id)}'" if sweep_id else ""
+    filter_string = f"tags.`{SWEEP_TAG}` = '{C.quote(sweep_id)}'" if sweep_id else ""
     runs, token = [], None
     while True:
         page = c.search_runs([exp.experiment_id], filter_string, max_results=1000, page_token=token)
@@ -99,7 +99,7 @@ def _reused_by_sweep(c, experiment_id: str, sweep_id: str, have: set[str]) -> li
     """Earlier runs the sweep's skipped jobs reused (listed on its parent run)."""
     from dspy_mlflow.sweep.leaderboard import REUSED_TAG
 
-    parents = c.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{C._quote(sweep_id)}' and "
+    parents = c.search_runs([experiment_id], f"tags.`{SWEEP_TAG}` = '{C.quote(sweep_id)}' and "
                                              f"tags.`dspy_mlflow.sweep_parent` = 'true'")
     ids = {i for p in parents for i in (p.data.tags.get(REUSED_TAG) or "").split(",") if i and i not in have}
     return [c.get_run(i) for i in sorted(ids)]

@@ -61,6 +61,24 @@ def semver_of_last(versions: list[ModelVersion]) -> tuple[str, str]:
     return f"{major}.{minor}.{patch}", reason
 
 
+def _versions_since_semver(c, name: str, upto: int) -> list[ModelVersion]:
+    """The versions up to ``upto``, oldest first, back to the newest earlier one with a semver tag
+    (all of them when none has): what semver_of_last needs, without reading the whole registry."""
+    out, token = [], None
+    while True:
+        page = c.search_model_versions(f"name = '{C.quote(name)}'", max_results=20,
+                                       order_by=["version_number DESC"], page_token=token)
+        for version in page:
+            if int(version.version) > upto:
+                continue
+            out.append(version)
+            if int(version.version) < upto and _semver(version) is not None:
+                return out[::-1]
+        token = page.token
+        if not token:
+            return out[::-1]
+
+
 def _semver(version: ModelVersion) -> tuple[int, int, int] | None:
     parts = version.tags.get(C.TAG_SEMVER, "").split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -151,7 +169,7 @@ def register_program(
         name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id, await_creation_for=60
     )
     # the semver follows from the versions before this one, whichever job registered them
-    semver, reason = semver_of_last([v for v in C.all_versions(c, name) if int(v.version) <= int(mv.version)])
+    semver, reason = semver_of_last(_versions_since_semver(c, name, int(mv.version)))
     tags[C.TAG_SEMVER] = semver
     c.set_model_version_tag(name, str(mv.version), C.TAG_SEMVER, semver)
     c.update_model_version(name, str(mv.version), description=_describe(name, str(mv.version), tags, reason))

@@ -21,6 +21,10 @@ from omegaconf import DictConfig
 _open: SweepCallback | None = None  # the sweep of this process whose parent run is not ended yet
 
 
+def open_sweep() -> SweepCallback | None:
+    return _open
+
+
 def fail_open_sweep(reason: str) -> None:
     """End the open sweep's parent run FAILED, tagged with ``reason`` (the sweep stopped early)."""
     if _open is not None:
@@ -99,6 +103,15 @@ class SweepCallback(Callback):
         from dspy_mlflow.sweep.leaderboard import build_leaderboard, format_board, log_leaderboard
         from dspy_mlflow.sweep.state import read_jobs
 
+        global _open
+        _open = None  # its jobs are done: a job run later in this process flushes its own traces
+        if config.tracking.get("autolog", True):  # the traces its jobs left to the sweep's end
+            import contextlib
+
+            import mlflow
+
+            with contextlib.suppress(Exception):
+                mlflow.flush_trace_async_logging()
         jobs = read_jobs(config.hydra.sweep.dir)
         board = build_leaderboard(self.tracking_uri, jobs)
         log_leaderboard(self.tracking_uri, self.parent_run_id, board, config.hydra.sweep.dir)
@@ -108,6 +121,7 @@ class SweepCallback(Callback):
         client.log_metric(self.parent_run_id, "sweep/failed", len(failed))
         if failed:
             client.set_tag(self.parent_run_id, "dspy_mlflow.error", f"{len(failed)} of {len(jobs)} jobs failed")
+        _log_best_views(client, board, config.tracking)
         client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
         print(f"\nleaderboard (sweep parent run {self.parent_run_id})\n{format_board(board)}")
         if failed:
@@ -115,3 +129,28 @@ class SweepCallback(Callback):
                 print(f"FAILED job {job['job']} ({' '.join(job.get('overrides') or [])}): {job.get('error')}",
                       file=sys.stderr)
             sys.exit(1)
+
+
+def _log_best_views(client, board, tracking) -> None:
+    """The evaluation view of the sweep's ``tracking.sweep_evaluation_views`` best jobs (their jobs
+    logged none: a trace per example costs ~25 ms CPU). A job whose view cannot be logged costs a
+    printed line, not the sweep."""
+    top = tracking.get("sweep_evaluation_views")
+    if top is None or not tracking.get("evaluation_view", True):
+        return
+    from dspy_mlflow.errors import one_line
+    from dspy_mlflow.sweep.leaderboard import COMPARED
+    from dspy_mlflow.tracking.evaluation import DEFAULT_MAX_EXAMPLES, log_run_evaluation
+
+    cap = tracking.get("evaluation_max_examples", DEFAULT_MAX_EXAMPLES)
+    best = board[board["status"].isin(COMPARED) & board["run_id"].notna()].head(int(top))
+    logged = []
+    for run_id in best["run_id"]:
+        try:
+            log_run_evaluation(client, run_id, max_examples=None if cap is None else int(cap))
+            logged.append(run_id[:8])
+        except Exception as exc:  # the view is a convenience: the sweep's records are complete without it
+            print(f"evaluation view not logged for run {run_id}: {one_line(exc)}")
+    if logged:
+        print(f"evaluation view: the best {len(logged)} jobs ({', '.join(logged)}); add others with "
+              f"python -m dspy_mlflow view RUN_ID")

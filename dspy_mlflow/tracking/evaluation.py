@@ -13,6 +13,11 @@ their inputs.
 
 ``mlflow.genai.evaluate`` over the same rows builds the same traces at about 4x
 the CPU (thread pools, a re-read of every trace, a search of the run's traces).
+
+A trace costs about 25 ms CPU on a sqlite store (tests/benchmarks/test_evaluation_view.py), so
+in a sweep the jobs log none and the sweep logs the view for its best jobs once it ends
+(``tracking.sweep_evaluation_views``); ``python -m dspy_mlflow view RUN_ID`` adds it to any run
+later, from its raw_outputs.jsonl.
 """
 
 from __future__ import annotations
@@ -84,6 +89,17 @@ def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[
     except MlflowException as exc:
         print(f"evaluation view not logged: {str(exc).splitlines()[0][:300]}")
         return LoggedEvaluation(None, 0)
+
+
+def log_run_evaluation(client, run_id: str, *, max_examples: int | None = DEFAULT_MAX_EXAMPLES) -> LoggedEvaluation:
+    """The view of a finished job's run, from its raw_outputs.jsonl artifact; nothing when it has one
+    already (its tag names the evaluation run). CompareError when the run has no raw outputs."""
+    from dspy_mlflow.compare.raw_outputs import load_raw_outputs
+
+    existing = client.get_run(run_id).data.tags.get(EVALUATION_RUN_TAG)
+    if existing:
+        return LoggedEvaluation(existing, 0)
+    return log_evaluation(load_raw_outputs(client, run_id), run_id=run_id, max_examples=max_examples)
 
 
 def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, split: str, metric_name: str) -> str:

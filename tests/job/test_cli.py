@@ -154,7 +154,7 @@ def test_optimizer_progress_goes_to_stderr_and_stdout_keeps_the_summary(cli, wor
 
 
 def test_sixteen_threads_with_every_example_traced_write_the_sqlite_store_cleanly(cli, workdir):
-    proc = cli(["optimizer=labeled_few_shot", "eval.num_threads=16", "tracking.trace_sampling=1.0",
+    proc = cli(["optimizer=labeled_few_shot", "eval.num_threads=16", "tracking.max_traces_per_split=null",
                 "project.split.limit=120", "registry.register=false", "tracking.log_model=false",
                 "eval.progress=false"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]

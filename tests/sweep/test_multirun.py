@@ -107,3 +107,28 @@ def test_list_cost_is_the_same_on_a_warm_and_a_cold_cache(cli, workdir, tmp_path
         assert cold["cost/total_usd"] > 0
         assert warm[job]["cost/list_usd"] == pytest.approx(cold["cost/list_usd"], rel=0.01), job
         assert other_cold[job]["cost/list_usd"] == pytest.approx(cold["cost/list_usd"], rel=0.01), job
+
+
+def test_a_sweep_logs_the_evaluation_view_of_its_best_two_jobs_and_view_adds_others(cli, workdir):
+    proc = cli(["-m", "optimizer=none,labeled_few_shot,bootstrap_few_shot", *FAST], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs, (parent,) = sweep_runs(workdir)
+    board = pd.read_csv(client.download_artifacts(parent.info.run_id, "leaderboard.csv", str(workdir)))
+    by_id = {r.info.run_id: r for r in runs}
+    best, second, third = (by_id[run_id] for run_id in board["run_id"])
+    evaluations = client.search_runs([parent.info.experiment_id], "tags.`dspy_mlflow.evaluates` != ''")
+    assert sorted(e.data.tags["dspy_mlflow.evaluates"] for e in evaluations) == sorted(
+        [best.info.run_id, second.info.run_id])
+    assert all(e.data.tags["mlflow.parentRunId"] == parent.info.run_id for e in evaluations)
+    assert all(e.data.metrics["examples"] == best.data.metrics["data/test"] for e in evaluations)
+    assert "dspy_mlflow.evaluation_run" not in third.data.tags
+    assert f"evaluation view: the best 2 jobs ({best.info.run_id[:8]}, {second.info.run_id[:8]})" in proc.stdout
+
+    added = cli(["view", third.info.run_id], cwd=workdir)
+    assert added.returncode == 0, added.stderr[-2000:]
+    assert f"run {third.info.run_id}: evaluation run" in added.stdout and "examples)" in added.stdout
+    again = cli(["view", third.info.run_id, "--max-examples", "3"], cwd=workdir)
+    assert "had one already" in again.stdout
+    assert client.get_run(third.info.run_id).data.tags["dspy_mlflow.evaluation_run"] in added.stdout
+    bad = cli(["view", "no-such-run"], cwd=workdir)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
