@@ -13,6 +13,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from dspy_mlflow.compare import CompareError
+from dspy_mlflow.tracking.run_artifacts import download
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,7 +30,7 @@ def load_raw_outputs(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
     if ARTIFACT not in names:
         raise CompareError(f"run {run_id} has no {ARTIFACT} artifact (a job logs it after evaluating the test split)")
     with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
-        text = Path(client.download_artifacts(run_id, ARTIFACT, tmp)).read_text(encoding="utf-8")
+        text = Path(download(client, run_id, ARTIFACT, tmp)).read_text(encoding="utf-8")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -30,6 +30,21 @@ def setup_custom(model_cfg: Mapping) -> dict[str, str]:
     return dict(module.setup(model_cfg) or {})
 
 
+def check_provider(model_cfg: Mapping) -> None:
+    """What preflight checks, without registering a provider whose module can check alone (the
+    offline model: no LiteLLM import); such an LM registers it on its first call
+    (``build_lm(..., register_on_first_call=True)``)."""
+    prefix = provider_of(model_cfg)
+    if prefix in CUSTOM_PROVIDERS:
+        module = importlib.import_module(CUSTOM_PROVIDERS[prefix][0]) if prefix == "offline" else None
+        if module is None or not hasattr(module, "check"):
+            setup_custom(model_cfg)
+            return
+        module.check(model_cfg)
+        return
+    preflight(model_cfg)
+
+
 def preflight(model_cfg: Mapping) -> dict[str, str]:
     """Register the provider and check it can run; returns extra run tags."""
     if provider_of(model_cfg) in CUSTOM_PROVIDERS:
@@ -43,7 +58,9 @@ def preflight(model_cfg: Mapping) -> dict[str, str]:
     return {}
 
 
-def build_lm(model_cfg: Mapping):
+def build_lm(model_cfg: Mapping, *, register_on_first_call: bool = False):
+    """The entry's TrackedLM; with ``register_on_first_call``, its custom provider (if any) is set
+    up when the LM is first called, not before (see check_provider)."""
     from dspy_mlflow.lm.tracked import TrackedLM
 
     kwargs = {}
@@ -61,5 +78,6 @@ def build_lm(model_cfg: Mapping):
         timeout=float(model_cfg.get("timeout_s") or 120.0),
         cache=bool(model_cfg.get("cache", True)),
         engine=engine,
+        provider_cfg=dict(model_cfg) if register_on_first_call and provider_of(model_cfg) in CUSTOM_PROVIDERS else None,
         **kwargs,
     )

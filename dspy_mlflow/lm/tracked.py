@@ -14,6 +14,7 @@ unpickled. A custom provider re-registers itself there through
 from __future__ import annotations
 
 import os
+import threading
 
 import dspy
 
@@ -21,15 +22,29 @@ from dspy_mlflow.lm import call_note
 from dspy_mlflow.lm import ledger as ledger_mod
 from dspy_mlflow.lm.ledger import Call
 
+_SETUP_LOCK = threading.Lock()
+
 
 class TrackedLM(dspy.LM):
-    def __init__(self, model: str, *, api_key_env: str | None = None, **kwargs):
+    def __init__(self, model: str, *, api_key_env: str | None = None, provider_cfg: dict | None = None, **kwargs):
         if api_key_env and os.environ.get(api_key_env):
             kwargs["api_key"] = os.environ[api_key_env]
         super().__init__(model, **kwargs)
         self.api_key_env = api_key_env
+        self.provider_cfg = provider_cfg  # a custom provider to set up on the first call (then None)
+
+    def _set_up_provider(self) -> None:
+        if getattr(self, "provider_cfg", None) is None:  # also an LM pickled before this attribute existed
+            return
+        from dspy_mlflow.lm.providers import setup_custom
+
+        with _SETUP_LOCK:
+            if self.provider_cfg is not None:
+                setup_custom(self.provider_cfg)
+                self.provider_cfg = None
 
     def __call__(self, prompt=None, *, messages=None, **kwargs):
+        self._set_up_provider()
         ledger = ledger_mod.current()
         if ledger is not None:
             ledger.check_budget()
@@ -42,6 +57,7 @@ class TrackedLM(dspy.LM):
                 raise
 
     async def acall(self, prompt=None, *, messages=None, **kwargs):
+        self._set_up_provider()
         ledger = ledger_mod.current()
         if ledger is not None:
             ledger.check_budget()

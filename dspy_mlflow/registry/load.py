@@ -46,8 +46,10 @@ def _resolve(c, uri: str) -> tuple[ModelVersion | None, str | None, str]:
 def _download(c, run_id: str, path: str, dst: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
+    from dspy_mlflow.tracking.run_artifacts import download
+
     try:
-        local = c.download_artifacts(run_id, path, dst)
+        local = download(c, run_id, path, dst)
     except (MlflowException, OSError):
         return None
     return local if os.path.exists(local) else None
@@ -139,12 +141,13 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
 def _attach_lm(program, model_cfg: dict) -> None:
     """Give the program the LM its run used, when that model can be reached from here."""
     from dspy_mlflow.errors import ProviderError
-    from dspy_mlflow.lm.providers import build_lm, preflight
+    from dspy_mlflow.lm.providers import build_lm, check_provider
 
     if not model_cfg.get("litellm_model"):
         return
     try:
-        preflight(model_cfg)
+        check_provider(model_cfg)
     except ProviderError:
         return  # e.g. no API key here: the caller configures an LM
-    program.set_lm(build_lm(model_cfg))
+    # the offline provider registers with LiteLLM (a 2-3 s import) when the program is first called
+    program.set_lm(build_lm(model_cfg, register_on_first_call=True))

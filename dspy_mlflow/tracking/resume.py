@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from dspy_mlflow.tracking.identity import identity_filter
+from dspy_mlflow.tracking.run_artifacts import download
 
 PROGRAM_TAG = "dspy_mlflow.program_hash"
 RESUMED_TAG = "dspy_mlflow.resumed_from"
@@ -35,7 +36,7 @@ def answered_rows(client, run_id: str, split: str = "test") -> dict[int, dict]:
     """The rows of ``split`` the run answered (a parse error is an answer; a lost example is not)."""
     with tempfile.TemporaryDirectory(prefix="dspy-mlflow-resume-") as tmp:
         try:
-            path = Path(client.download_artifacts(run_id, "raw_outputs.jsonl", tmp))
+            path = Path(download(client, run_id, "raw_outputs.jsonl", tmp))
         except Exception:  # nothing was uploaded before it died
             return {}
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -195,6 +198,32 @@ def test_registered_program_loads_with_its_lm_and_answers(compose_cfg, workdir):
     assert len(program.demos) == 8
     assert program.lm is not None and program.lm.model == "offline/nn"  # attached, not the global one
     assert program(text="Cold food, rude staff, never again.").sentiment in ("positive", "negative")
+
+    # in a fresh process, loading does not import LiteLLM (a 2-3 s import): the offline provider
+    # registers on the program's first call; its options are still checked at load
+    script = ("import sys; from dspy_mlflow import load_program; "
+              f"p = load_program('models:/sentiment/1', tracking_uri='sqlite:///{workdir}/mlflow.db'); "
+              "assert 'litellm' not in sys.modules and p.lm is not None; "
+              "print(p(text='Cold food, rude staff, never again.').sentiment); assert 'litellm' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=workdir,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == program(text="Cold food, rude staff, never again.").sentiment
+
+
+def test_a_loaded_offline_program_with_bad_provider_options_gets_no_lm():
+    from dspy_mlflow.registry.load import _attach_lm
+
+    class Program:
+        lm = None
+
+        def set_lm(self, lm):
+            self.lm = lm
+
+    bad, good = Program(), Program()
+    _attach_lm(bad, {"name": "offline", "litellm_model": "offline/nn", "provider_options": {"latency_ms": -5}})
+    _attach_lm(good, {"name": "offline", "litellm_model": "offline/nn", "provider_options": {"latency_ms": 0}})
+    assert bad.lm is None and good.lm is not None and good.lm.provider_cfg is not None
 
 
 @pytest.mark.parametrize("cap", [None, 2])

@@ -44,7 +44,7 @@ from dspy_mlflow.lm.offline.faults import FAULT_KINDS, Fault, FaultInjector
 from dspy_mlflow.lm.offline.learner import answer
 from dspy_mlflow.lm.offline.options import OfflineOptionError, OfflineOptions, check_options
 from dspy_mlflow.lm.offline.prompt import NOT_SUPPLIED
-from dspy_mlflow.lm.offline.provider import PROVIDER, current_options, get_handler, setup
+from dspy_mlflow.lm.offline.provider import PROVIDER, check, current_options, get_handler, setup
 from dspy_mlflow.lm.offline.usage import count_tokens, usage_for
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "OfflineOptionError",
     "OfflineOptions",
     "answer",
+    "check",
     "check_options",
     "count_tokens",
     "current_options",

@@ -164,6 +164,17 @@ def get_handler() -> Any:
         return _STATE["handler"]
 
 
+def check(model_cfg: Mapping | None = None) -> OfflineOptions:
+    """The entry's ``provider_options``, checked without importing LiteLLM; bad ones raise ProviderError."""
+    raw = (model_cfg or {}).get("provider_options") if model_cfg is not None else None
+    try:
+        return OfflineOptions.from_mapping(dict(raw) if raw else None)
+    except (ValueError, TypeError) as exc:
+        from dspy_mlflow.errors import ProviderError
+
+        raise ProviderError(f"model provider 'offline': {exc}") from exc
+
+
 def setup(model_cfg: Mapping | None = None) -> dict[str, str]:
     """Register the ``offline`` LiteLLM provider (idempotent) and apply ``provider_options``.
 
@@ -173,13 +184,7 @@ def setup(model_cfg: Mapping | None = None) -> dict[str, str]:
     """
     import litellm
 
-    raw = (model_cfg or {}).get("provider_options") if model_cfg is not None else None
-    try:
-        opts = OfflineOptions.from_mapping(dict(raw) if raw else None)
-    except (ValueError, TypeError) as exc:
-        from dspy_mlflow.errors import ProviderError
-
-        raise ProviderError(f"model provider 'offline': {exc}") from exc
+    opts = check(model_cfg)
     handler = get_handler()
     with _STATE_LOCK:
         _STATE["options"] = opts
