@@ -375,12 +375,12 @@ class _Job:
             **self._usage_values(n_test=len(test)),
         }
         self.metrics.update({key: float(value) for key, value in final.items()})
-        self._log_raw()
         from dspy_mlflow.tracking.evaluation import log_test_evaluation
 
-        if not self.in_sweep or conf["tracking"].get("sweep_evaluation_views") is None:  # else the sweep's end
-            log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
         try:
+            self._log_raw()
+            if not self.in_sweep or conf["tracking"].get("sweep_evaluation_views") is None:  # else the sweep's end
+                log_test_evaluation(test_result.records, conf["tracking"], run_id=mlflow.active_run().info.run_id)
             self._check_losses(test_result, len(test))
             info = self._log_program(compiled, self._model_example(test, test_result.records))
         finally:
