@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from dspy_mlflow.compare import CompareError
@@ -29,7 +26,7 @@ def load_raw_outputs(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
         raise CompareError(f"cannot list the artifacts of run {run_id}: {str(exc).strip().splitlines()[0]}") from None
     if ARTIFACT not in names:
         raise CompareError(f"run {run_id} has no {ARTIFACT} artifact (a job logs it after evaluating the test split)")
-    with tempfile.TemporaryDirectory() as tmp, _no_progress_bar():
+    with tempfile.TemporaryDirectory() as tmp:
         text = Path(download(client, run_id, ARTIFACT, tmp)).read_text(encoding="utf-8")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -45,16 +42,3 @@ def load_raw_outputs(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-@contextlib.contextmanager
-def _no_progress_bar():
-    """MLflow draws a download bar on stderr per artifact; a one-line command must not."""
-    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
-    saved = os.environ.get(name)
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved

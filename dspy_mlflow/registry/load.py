@@ -101,6 +101,9 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
     """
     import yaml
 
+    from dspy_mlflow.quiet import quiet_environment
+
+    quiet_environment()  # as the command line: LiteLLM's bundled price map, no fetch when it is imported
     uri_store = C.tracking_uri(tracking_uri)
     c = C.client(uri_store)
     mv, run_id, model_uri = _resolve(c, uri)

@@ -9,6 +9,8 @@ artifacts, so the run's artifact repository is asked directly.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,4 +23,22 @@ def download(client: MlflowClient, run_id: str, path: str, dst: str) -> str:
 
     run = client.get_run(run_id)
     repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=client.tracking_uri)
-    return repo.download_artifacts(path, dst)
+    with _no_progress_bar():
+        return repo.download_artifacts(path, dst)
+
+
+@contextlib.contextmanager
+def _no_progress_bar():
+    """MLflow draws a download bar on stderr per artifact; a one-line command must not."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    saved = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
