@@ -6,43 +6,22 @@ a refused or impossible request prints ``error: <one line>`` to stderr and retur
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable
 
-from dspy_mlflow.errors import DspyMlflowError, one_line
+from dspy_mlflow.registry.commands import guard, parser
 
 EXIT_BAD_INPUT = 2
 
 
-def _guard(fn: Callable[[], int]) -> int:
-    """Our errors and MLflow's become one line on stderr and exit code 2 (as in registry/commands.py)."""
-    try:
-        return fn()
-    except DspyMlflowError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as exc:
-        if type(exc).__name__ == "MlflowException":
-            print(f"error: {one_line(exc)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
-
-
 def gate_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m dspy_mlflow gate",
-        description="Compare a candidate with NAME@production on the same test examples (paired test on the "
-                    "source runs' raw_outputs.jsonl). Exit 0: not significantly worse; 1: significantly "
-                    "worse; 2: bad input.",
-    )
+    p = parser("gate", "Compare a candidate with NAME@production on the same test examples (paired test on "
+                       "the source runs' raw_outputs.jsonl). Exit 0: not significantly worse; 1: significantly "
+                       "worse; 2: bad input.")
     p.add_argument("name", help="registered model name")
     p.add_argument("version", help="candidate: version number, models:/NAME/VERSION, or a run id")
     p.add_argument("--metric", default="test/score", help="SPLIT/score compared per example (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and Monte Carlo (default: %(default)s)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     a = p.parse_args(argv)
 
     def run() -> int:
@@ -52,21 +31,16 @@ def gate_main(argv: list[str]) -> int:
         print(result.summary())
         return result.exit_code
 
-    return _guard(run)
+    return guard(run)
 
 
 def view_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m dspy_mlflow view",
-        description="Log the evaluation view (MLflow's \"Evaluation runs\": a trace per test example with its "
-                    "score) of finished job runs, from their raw_outputs.jsonl; no LM call. A run that has "
-                    "one already is left as it is.",
-    )
+    p = parser("view", "Log the evaluation view (MLflow's \"Evaluation runs\": a trace per test example with "
+                       "its score) of finished job runs, from their raw_outputs.jsonl; no LM call. A run that "
+                       "has one already is left as it is.")
     p.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="job run ids")
     p.add_argument("--max-examples", type=int, default=100,
                    help="the first N test examples by index; 0: all (default: %(default)s)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     a = p.parse_args(argv)
 
     def run() -> int:
@@ -83,7 +57,7 @@ def view_main(argv: list[str]) -> int:
             print(f"run {run_id}: evaluation run {logged.run_id} ({what})")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 COMMANDS = {"gate": gate_main, "view": view_main}

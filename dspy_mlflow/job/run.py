@@ -148,8 +148,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
                               parent_run_id=sweep.parent_run_id if sweep else None)
     run_id = active.info.run_id
     metrics: dict[str, float] = {}
-    job = _Job(conf, project, workdir, metrics, parent=parent, killed=killed)
-    job.in_sweep = sweep is not None
+    job = _Job(conf, project, workdir, metrics, parent=parent, killed=killed, in_sweep=sweep is not None)
     try:
         mlflow.log_params(params_of(logged, exclude=_searched_params(conf)))
         mlflow.log_dict(logged, "config.yaml")
@@ -252,7 +251,7 @@ class _Job:
     """The steps of one job, inside an active MLflow run."""
 
     def __init__(self, conf: dict, project, workdir: Path, metrics: dict[str, float], parent: str | None,
-                 killed=None):
+                 killed=None, in_sweep: bool = False):
         self.conf, self.project, self.workdir, self.metrics = conf, project, workdir, metrics
         self.parent = parent  # "models:/NAME/VERSION" this program starts from, or None (a root)
         self.killed = killed  # a KILLED run of the same identity whose test rows may be reused
@@ -265,7 +264,7 @@ class _Job:
         self.chosen_hyperparameters: dict[str, str] = {}
         self.model_version: str | None = None
         self.logged_raw = False
-        self.in_sweep = False
+        self.in_sweep = in_sweep  # a sweep logs its best jobs' evaluation views at its end
         # the share of evaluated examples traced; without autolog there is nothing to leave out
         tracking = conf["tracking"]
         self.trace_sampling = float(tracking.get("trace_sampling", 1.0)) if tracking["autolog"] else 1.0

@@ -26,14 +26,6 @@ def draw(example: Any) -> float:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") / 2**64
 
 
-def is_sampled(example: Any, ratio: float) -> bool:
-    if ratio >= 1.0:
-        return True
-    if ratio <= 0.0:
-        return False
-    return draw(example) < ratio
-
-
 def traced_indices(examples: Sequence, ratio: float, cap: int | None) -> set[int]:
     """The positions of the examples to trace: sampled at ``ratio``, at most ``cap`` (None: all)."""
     if ratio <= 0.0 or cap == 0:

@@ -30,19 +30,17 @@ def setup_custom(model_cfg: Mapping) -> dict[str, str]:
     return dict(module.setup(model_cfg) or {})
 
 
-def check_provider(model_cfg: Mapping) -> None:
-    """What preflight checks, without registering a provider whose module can check alone (the
-    offline model: no LiteLLM import); such an LM registers it on its first call
-    (``build_lm(..., register_on_first_call=True)``)."""
-    prefix = provider_of(model_cfg)
-    if prefix in CUSTOM_PROVIDERS:
-        module = importlib.import_module(CUSTOM_PROVIDERS[prefix][0]) if prefix == "offline" else None
-        if module is None or not hasattr(module, "check"):
-            setup_custom(model_cfg)
-            return
-        module.check(model_cfg)
-        return
+def check_provider(model_cfg: Mapping) -> bool:
+    """What preflight checks; True when the provider is left to register on the LM's first call
+    (``build_lm(..., register_on_first_call=True)``): the offline model, whose options check
+    without importing LiteLLM. Any other provider is set up here, by preflight."""
+    if provider_of(model_cfg) == "offline":
+        from dspy_mlflow.lm import offline
+
+        offline.check(model_cfg)
+        return True
     preflight(model_cfg)
+    return False
 
 
 def preflight(model_cfg: Mapping) -> dict[str, str]:
@@ -59,8 +57,8 @@ def preflight(model_cfg: Mapping) -> dict[str, str]:
 
 
 def build_lm(model_cfg: Mapping, *, register_on_first_call: bool = False):
-    """The entry's TrackedLM; with ``register_on_first_call``, its custom provider (if any) is set
-    up when the LM is first called, not before (see check_provider)."""
+    """The entry's TrackedLM; with ``register_on_first_call``, its custom provider is set up when
+    the LM is first called, not before (see check_provider)."""
     from dspy_mlflow.lm.tracked import TrackedLM
 
     kwargs = {}
@@ -78,6 +76,6 @@ def build_lm(model_cfg: Mapping, *, register_on_first_call: bool = False):
         timeout=float(model_cfg.get("timeout_s") or 120.0),
         cache=bool(model_cfg.get("cache", True)),
         engine=engine,
-        provider_cfg=dict(model_cfg) if register_on_first_call and provider_of(model_cfg) in CUSTOM_PROVIDERS else None,
+        provider_cfg=dict(model_cfg) if register_on_first_call else None,
         **kwargs,
     )

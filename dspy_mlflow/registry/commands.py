@@ -18,7 +18,8 @@ from dspy_mlflow.errors import DspyMlflowError, one_line
 from dspy_mlflow.registry import _common as C
 
 
-def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser, with the --tracking-uri every subcommand takes."""
     p = argparse.ArgumentParser(prog=f"python -m dspy_mlflow {prog}", description=description)
     p.add_argument(
         "--tracking-uri",
@@ -28,7 +29,8 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def _guard(fn: Callable[[], int]) -> int:
+def guard(fn: Callable[[], int]) -> int:
+    """Our errors and MLflow's become one line on stderr and exit code 2."""
     try:
         return fn()
     except DspyMlflowError as exc:
@@ -42,7 +44,7 @@ def _guard(fn: Callable[[], int]) -> int:
 
 
 def promote_main(argv: list[str]) -> int:
-    p = _parser("promote", "Make a registered program version the production version "
+    p = parser("promote", "Make a registered program version the production version "
                 "(alias 'production' and stage Production).")
     p.add_argument("name", help="registered model name")
     p.add_argument("version", help="version number (or models:/NAME/VERSION)")
@@ -59,11 +61,11 @@ def promote_main(argv: list[str]) -> int:
         print(result.summary())
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def rollback_main(argv: list[str]) -> int:
-    p = _parser("rollback", "Return production to the previously promoted version.")
+    p = parser("rollback", "Return production to the previously promoted version.")
     p.add_argument("name", help="registered model name")
     a = p.parse_args(argv)
 
@@ -73,11 +75,11 @@ def rollback_main(argv: list[str]) -> int:
         print(rollback(a.name, tracking_uri=a.tracking_uri).summary())
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def lineage_main(argv: list[str]) -> int:
-    p = _parser("lineage", "Print the version tree of a registered program.")
+    p = parser("lineage", "Print the version tree of a registered program.")
     p.add_argument("name", help="registered model name")
     a = p.parse_args(argv)
 
@@ -87,7 +89,7 @@ def lineage_main(argv: list[str]) -> int:
         print(format_lineage(a.name, lineage(a.name, tracking_uri=a.tracking_uri)))
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 _SHOWN = ("run_id", "status", "project", "model", "optimizer", "strategy", "test/score", "dev/score",
@@ -98,7 +100,7 @@ _SHOWN = ("run_id", "status", "project", "model", "optimizer", "strategy", "test
 def runs_main(argv: list[str]) -> int:
     from dspy_mlflow.registry.compare import DEFAULT_EXPERIMENT
 
-    p = _parser("runs", "Compare the runs of an experiment or sweep (and export them as CSV).")
+    p = parser("runs", "Compare the runs of an experiment or sweep (and export them as CSV).")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="experiment name (default: %(default)s)")
     p.add_argument("--sweep", metavar="SWEEP_ID", help="only the runs of this sweep (tag dspy_mlflow.sweep_id)")
     p.add_argument("--csv", metavar="PATH", help="also write every column to this CSV file")
@@ -128,7 +130,7 @@ def runs_main(argv: list[str]) -> int:
             print(f"wrote {len(frame)} run(s) to {a.csv}")
         return 0
 
-    return _guard(run)
+    return guard(run)
 
 
 def _free_port(host: str) -> int:
@@ -157,7 +159,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> bool:
 
 
 def ui_main(argv: list[str]) -> int:
-    p = _parser("ui", "Open the MLflow UI on the configured store and print its address (Ctrl-C stops it).")
+    p = parser("ui", "Open the MLflow UI on the configured store and print its address (Ctrl-C stops it).")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=5000, help="port (default: %(default)s; 0 picks a free one)")
     p.add_argument("--artifacts-destination", default=None, help="where new artifacts go (mlflow ui default: ./mlartifacts)")

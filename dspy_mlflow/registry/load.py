@@ -149,8 +149,8 @@ def _attach_lm(program, model_cfg: dict) -> None:
     if not model_cfg.get("litellm_model"):
         return
     try:
-        check_provider(model_cfg)
+        deferred = check_provider(model_cfg)
     except ProviderError:
         return  # e.g. no API key here: the caller configures an LM
     # the offline provider registers with LiteLLM (a 2-3 s import) when the program is first called
-    program.set_lm(build_lm(model_cfg, register_on_first_call=True))
+    program.set_lm(build_lm(model_cfg, register_on_first_call=deferred))

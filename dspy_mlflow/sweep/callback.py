@@ -140,14 +140,13 @@ def _log_best_views(client, board, tracking) -> None:
         return
     from dspy_mlflow.errors import one_line
     from dspy_mlflow.sweep.leaderboard import COMPARED
-    from dspy_mlflow.tracking.evaluation import DEFAULT_MAX_EXAMPLES, log_run_evaluation
+    from dspy_mlflow.tracking.evaluation import log_run_evaluation, max_examples_of
 
-    cap = tracking.get("evaluation_max_examples", DEFAULT_MAX_EXAMPLES)
     best = board[board["status"].isin(COMPARED) & board["run_id"].notna()].head(int(top))
     logged = []
     for run_id in best["run_id"]:
         try:
-            log_run_evaluation(client, run_id, max_examples=None if cap is None else int(cap))
+            log_run_evaluation(client, run_id, max_examples=max_examples_of(tracking))
             logged.append(run_id[:8])
         except Exception as exc:  # the view is a convenience: the sweep's records are complete without it
             print(f"evaluation view not logged for run {run_id}: {one_line(exc)}")

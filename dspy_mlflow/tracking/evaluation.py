@@ -74,6 +74,12 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
     return LoggedEvaluation(eval_id, len(chosen))
 
 
+def max_examples_of(tracking: Mapping[str, Any]) -> int | None:
+    """``tracking.evaluation_max_examples`` (default 100; null: all)."""
+    cap = tracking.get("evaluation_max_examples", DEFAULT_MAX_EXAMPLES)
+    return None if cap is None else int(cap)
+
+
 def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[str, Any], *,
                         run_id: str) -> LoggedEvaluation:
     """The job's call after its test evaluation: ``tracking.evaluation_view`` (default on) and
@@ -83,9 +89,8 @@ def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[
 
     if not tracking.get("evaluation_view", True):
         return LoggedEvaluation(None, 0)
-    cap = tracking.get("evaluation_max_examples", DEFAULT_MAX_EXAMPLES)
     try:
-        return log_evaluation(records, run_id=run_id, max_examples=None if cap is None else int(cap))
+        return log_evaluation(records, run_id=run_id, max_examples=max_examples_of(tracking))
     except MlflowException as exc:
         print(f"evaluation view not logged: {str(exc).splitlines()[0][:300]}")
         return LoggedEvaluation(None, 0)

@@ -231,7 +231,7 @@ def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir
     """At 30%, uncapped: every sampled example; capped at 2: the 2 lowest draws of each split, the
     same dev examples before (baseline) and after compiling."""
     from dspy_mlflow.job.splits import split_examples
-    from dspy_mlflow.job.trace_sampling import draw, is_sampled
+    from dspy_mlflow.job.trace_sampling import draw
     from projects.sentiment import load_examples
 
     cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "registry.register=false",
@@ -242,7 +242,7 @@ def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir
     _, dev, test = split_examples(load_examples(), cfg["project"]["split"])
 
     def chosen_of(split):
-        sampled = sorted((ex for ex in split if is_sampled(ex, 0.3)), key=draw)
+        sampled = sorted((ex for ex in split if draw(ex) < 0.3), key=draw)
         return [ex.text for ex in (sampled if cap is None else sampled[:cap])]
 
     chosen = chosen_of(dev) * 2 + chosen_of(test)
