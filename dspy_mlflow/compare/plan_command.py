@@ -6,7 +6,7 @@ import argparse
 
 
 def plan_main(argv: list[str]) -> int:
-    from dspy_mlflow.registry.commands import _guard
+    from dspy_mlflow.registry.commands import guard
 
     p = argparse.ArgumentParser(prog="python -m dspy_mlflow plan",
                                 description="Forecast tokens, dollars and time of a job or a sweep (-m) "
@@ -31,4 +31,4 @@ def plan_main(argv: list[str]) -> int:
         print(format_plan(forecasts, budget))
         return 0
 
-    return _guard(run)
+    return guard(run)
