@@ -118,6 +118,9 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
     if str(conf["tracking"]["uri"]).startswith("sqlite"):
         # one trace writer: concurrent exporters on one sqlite file fail with "database is locked"
         os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS", "1")
+    # spans written in batches of up to 256 (MLflow's default is 5): one log_spans per batch instead
+    # of one per few spans; a span waits at most 5 s (MLFLOW_ASYNC_TRACE_LOGGING_MAX_INTERVAL_MILLIS)
+    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_SPAN_BATCH_SIZE", "256")
     mlflow.clear_active_model()  # log_model sets one per process; a new job must not log into it
     experiment = _experiment(conf, sweep)
     client = mlflow.MlflowClient()
@@ -277,6 +280,7 @@ class _Job:
         import mlflow
 
         from dspy_mlflow.job.evaluate import evaluate
+        from dspy_mlflow.job.heap import freeze_loaded_libraries
         from dspy_mlflow.job.logging import log_splits
         from dspy_mlflow.job.optimizers import auto_entry, compile_program
         from dspy_mlflow.job.progress import GepaProgress, log_progress
@@ -305,6 +309,7 @@ class _Job:
                                 log_compiles=False, log_evals=False, silent=True)
         else:
             mlflow.dspy.autolog(disable=True, silent=True)
+        freeze_loaded_libraries()  # full collections then skip the libraries' heap (job/heap.py)
 
         examples = self.project.load_examples()
         train, dev, test = split_examples(examples, conf["project"]["split"])

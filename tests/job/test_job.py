@@ -256,6 +256,47 @@ def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir
     assert sorted(traced) == sorted(chosen)
 
 
+TWO_JOBS = """
+import gc, sys
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from tests.conftest import compose
+from omegaconf import OmegaConf
+from dspy_mlflow.job.run import run
+
+writes = []
+log_spans = SqlAlchemyStore.log_spans
+SqlAlchemyStore.log_spans = lambda self, location, spans, *a, **k: (writes.append(len(spans)), log_spans(self, location, spans, *a, **k))[1]
+results = []
+for rerun in ("false", "true"):
+    cfg = OmegaConf.to_container(compose(f"tracking.uri=sqlite:///{sys.argv[1]}/mlflow.db", "eval.progress=false",
+        "project.split.limit=60", "optimizer=none", "registry.register=false", "tracking.log_model=false",
+        "tracking.evaluation_view=false", "tracking.rerun=" + rerun), resolve=True)
+    results.append(run(cfg, output_dir=sys.argv[1] + "/out"))
+    print("JOB", results[-1].run_id, gc.get_freeze_count(), len(writes), sum(writes))
+print("UNFROZEN", any(o is results[0] for o in gc.get_objects()))  # made after the one freeze
+"""
+
+
+def test_a_job_writes_its_traces_in_one_batch_and_freezes_the_library_heap_once(workdir):
+    """Two jobs in one fresh process. MLflow's exporter writes spans 5 at a time by default (one
+    store transaction each); the job raises the batch to 256, so its 3 traces' 12 spans (4 per
+    Predict) are written together. The heap (MLflow, DSPy, LiteLLM: about 700,000 objects) is
+    frozen when the first job has loaded them, and not again by the second (job/heap.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.run([sys.executable, "-c", TWO_JOBS, str(workdir)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], env={**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (first, frozen, writes, spans), (_, frozen_after, writes_after, spans_after) = [
+        (line.split()[1], *map(int, line.split()[2:])) for line in proc.stdout.splitlines() if line.startswith("JOB ")]
+    assert spans == 12 and writes <= 2  # default batching: at least 3 transactions
+    assert spans_after - spans == 12 and writes_after - writes <= 2
+    assert frozen > 300_000 and frozen_after <= frozen and proc.stdout.splitlines()[-1] == "UNFROZEN True"
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    experiment_id = MlflowClient().get_run(first).info.experiment_id
+    traces = mlflow.search_traces(locations=[experiment_id], run_id=first, return_type="list")
+    assert sorted(len(t.data.spans) for t in traces) == [4, 4, 4]
+
+
 def test_traced_examples_do_not_depend_on_the_split_order():
     import random
 

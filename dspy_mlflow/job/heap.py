@@ -1,0 +1,26 @@
+"""Keep Python's garbage collector off the libraries' own objects, once per process.
+
+A job loads MLflow, DSPy, LiteLLM, SQLAlchemy and pandas: about 700,000 objects that live as long
+as the process. Each full collection walks all of them (about 0.3 s CPU on this 2-core machine),
+and a job used to trigger two, landing wherever the allocations tipped it: often inside a traced
+example. ``gc.freeze()`` moves the objects alive at that moment to the permanent generation, so
+later collections walk only what the jobs create. Objects still freed by reference counting as
+before; only cyclic garbage alive at the freeze (about 40 objects, measured) is never reclaimed.
+"""
+
+from __future__ import annotations
+
+import gc
+
+_frozen = False
+
+
+def freeze_loaded_libraries() -> bool:
+    """Freeze the heap the first time a process gets here (once its libraries are loaded).
+    Whether this call froze it."""
+    global _frozen
+    if _frozen:
+        return False
+    _frozen = True
+    gc.freeze()
+    return True
