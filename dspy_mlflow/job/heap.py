@@ -4,8 +4,8 @@ A job loads MLflow, DSPy, LiteLLM, SQLAlchemy and pandas: about 700,000 objects 
 as the process. Each full collection walks all of them (about 0.3 s CPU on this 2-core machine),
 and a job used to trigger two, landing wherever the allocations tipped it: often inside a traced
 example. ``gc.freeze()`` moves the objects alive at that moment to the permanent generation, so
-later collections walk only what the jobs create. Objects still freed by reference counting as
-before; only cyclic garbage alive at the freeze (about 40 objects, measured) is never reclaimed.
+later collections walk only what the jobs create. Objects are still freed by reference counting;
+only cyclic garbage alive at the freeze (about 40 objects, measured) is never reclaimed.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ import gc
 _frozen = False
 
 
-def freeze_loaded_libraries() -> bool:
-    """Freeze the heap the first time a process gets here (once its libraries are loaded).
-    Whether this call froze it."""
+def freeze_loaded_libraries() -> None:
+    """Freeze the heap the first time a process gets here (once its libraries are loaded)."""
     global _frozen
-    if _frozen:
-        return False
-    _frozen = True
-    gc.freeze()
-    return True
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
