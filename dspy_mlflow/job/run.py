@@ -23,6 +23,7 @@ from dspy_mlflow.tracking.finished import find_finished, lookup
 from dspy_mlflow.tracking.heartbeat import Heartbeat, end_stale_runs
 from dspy_mlflow.tracking.identity import hash_tag
 from dspy_mlflow.tracking.resume import PROGRAM_TAG, RESUMED_TAG, answered_rows, killed_run, program_hash
+from dspy_mlflow.tracking.traces import flush_pending_traces
 
 TAG = "dspy_mlflow"
 
@@ -158,7 +159,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         with Heartbeat(client, run_id, float(conf["tracking"]["heartbeat_s"]), job.raw_path):
             job.execute()
         if not _sweep_flushes_traces():
-            _flush_traces(conf)
+            flush_pending_traces(conf["tracking"])
         mlflow.end_run("FINISHED")
         mlflow.clear_active_model()
         return JobResult(run_id, "FINISHED", metrics, optimizer=job.resolved_optimizer,
@@ -169,7 +170,7 @@ def run(cfg, *, sweep: SweepContext | None = None, output_dir: str | Path | None
         try:
             job.log_partial()
             mlflow.set_tag(f"{TAG}.error", reason[:5000])
-            _flush_traces(conf)
+            flush_pending_traces(conf["tracking"])
         finally:
             mlflow.end_run(status)
         if isinstance(exc, (DspyMlflowError, KeyboardInterrupt)):  # Ctrl-C stops a sweep too
@@ -187,16 +188,6 @@ def _skipped(run_id: str, hashes: dict[str, str], metrics: dict[str, float], opt
           f"(config {hashes['config']}, data {hashes['data']}, code {hashes['code']}; "
           f"set tracking.rerun=true to run again)")
     return JobResult(run_id, "SKIPPED", metrics, optimizer=optimizer)
-
-
-def _flush_traces(conf: dict) -> None:
-    """Write the run's pending traces before it ends: MLflow logs them asynchronously, and the
-    last ones would otherwise stay IN_PROGRESS, unlinked from the run, until the queue moves."""
-    if conf["tracking"]["autolog"]:
-        import mlflow
-
-        with contextlib.suppress(Exception):  # a trace that cannot be written does not fail the job
-            mlflow.flush_trace_async_logging()
 
 
 def _sweep_flushes_traces() -> bool:

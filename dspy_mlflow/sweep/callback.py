@@ -102,16 +102,11 @@ class SweepCallback(Callback):
 
         from dspy_mlflow.sweep.leaderboard import build_leaderboard, format_board, log_leaderboard
         from dspy_mlflow.sweep.state import read_jobs
+        from dspy_mlflow.tracking.traces import flush_pending_traces
 
         global _open
         _open = None  # its jobs are done: a job run later in this process flushes its own traces
-        if config.tracking.get("autolog", True):  # the traces its jobs left to the sweep's end
-            import contextlib
-
-            import mlflow
-
-            with contextlib.suppress(Exception):
-                mlflow.flush_trace_async_logging()
+        flush_pending_traces(config.tracking)  # the traces its jobs left to the sweep's end
         jobs = read_jobs(config.hydra.sweep.dir)
         board = build_leaderboard(self.tracking_uri, jobs)
         log_leaderboard(self.tracking_uri, self.parent_run_id, board, config.hydra.sweep.dir)
