@@ -11,7 +11,7 @@ _LAZY = {
     "run": "dspy_mlflow.job.run:run",
     "JobResult": "dspy_mlflow.job.result:JobResult",
     "load_program": "dspy_mlflow.registry.load:load_program",
-    "runs_frame": "dspy_mlflow.registry.compare:runs_frame",
+    "runs_frame": "dspy_mlflow.report.runs_table:runs_frame",
 }
 __all__ = [*_LAZY, "__version__"]
 

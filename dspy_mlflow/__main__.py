@@ -1,4 +1,4 @@
-from dspy_mlflow.cli import main
+from dspy_mlflow.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Example DSPy projects for dspy_mlflow.
 
-Each subpackage is a project module as the loader expects (see dspy_mlflow.project_loader):
+Each subpackage is a project module as the loader expects (see dspy_mlflow.project.loader):
 ``signature``, ``make_program(strategy)``, ``load_examples()``, ``metric(example, prediction,
 trace=None)`` and optionally ``reward(inputs, prediction)``. Data lives beside the code as
 ``data.jsonl`` and is rebuilt byte for byte by ``generate_data.py``.

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from dspy_mlflow import names
 from dspy_mlflow.compare.paired import Paired, align, paired
-from dspy_mlflow.compare.raw_outputs import load_raw_outputs
 from dspy_mlflow.errors import ConfigError, RegistryError
-from dspy_mlflow.registry import _common as C
+from dspy_mlflow.registry import versions as C
+from dspy_mlflow.tracking import store
+from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
 
 ALPHA = 0.05
 METRIC = "test/score"
@@ -60,9 +62,9 @@ def _split_of(metric: str) -> str:
 
 
 def _source_run(mv) -> str:
-    run_id = mv.tags.get(C.TAG_SOURCE_RUN) or mv.run_id
+    run_id = mv.tags.get(names.VERSION_SOURCE_RUN) or mv.run_id
     if not run_id:
-        raise RegistryError(f"{mv.name} v{mv.version} has no source run (version tag {C.TAG_SOURCE_RUN!r})")
+        raise RegistryError(f"{mv.name} v{mv.version} has no source run (version tag {names.VERSION_SOURCE_RUN!r})")
     return run_id
 
 
@@ -93,11 +95,11 @@ def gate(
     split = _split_of(metric)
     if not 0 < alpha < 1:
         raise ConfigError("--alpha", alpha, "a significance level between 0 and 1, e.g. 0.05")
-    c = C.client(tracking_uri)
+    c = store.client(tracking_uri)
     C.get_registered_model(c, name)
-    production = C.get_alias(c, name, C.PRODUCTION)
+    production = C.get_alias(c, name, names.PRODUCTION)
     if production is None:
-        raise RegistryError(f"registered model {name!r} has no production version (alias @{C.PRODUCTION}); "
+        raise RegistryError(f"registered model {name!r} has no production version (alias @{names.PRODUCTION}); "
                             f"promote one first: python -m dspy_mlflow promote {name} VERSION")
     candidate_label, candidate_run = _candidate(c, name, version)
     production_label = f"v{production.version}"
@@ -114,7 +116,7 @@ def gate(
 def production_rows(c: MlflowClient, name: str) -> tuple[str, list[dict]] | None:
     """(label, raw output rows) of ``name@production``'s source run, or None when there is none."""
     try:
-        mv = c.get_model_version_by_alias(name, C.PRODUCTION)
+        mv = c.get_model_version_by_alias(name, names.PRODUCTION)
     except MlflowException:
         return None
     return f"v{mv.version}", load_raw_outputs(c, _source_run(mv))

@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from dspy_mlflow.compare import CompareError
 from dspy_mlflow.compare.intervals import CONFIDENCE, DEFAULT_RESAMPLES, as_scores, score_interval
-from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.errors import CompareError, ConfigError
 
 EXACT_MAX_DISCORDANT = 20  # 2**20 sign patterns, enumerated in well under a second
 DEFAULT_PERMUTATIONS = 9999

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from dspy_mlflow.config.paths import conf_dir
+from dspy_mlflow.config.schema import ModelConfig
 from dspy_mlflow.errors import ConfigError
 
 
@@ -21,8 +22,6 @@ def available(group: str) -> list[str]:
 
 def load_model_entry(name: str) -> dict:
     from omegaconf import OmegaConf
-
-    from dspy_mlflow.config.schema import ModelConfig
 
     for folder in search_dirs():
         path = folder / "model" / f"{name}.yaml"

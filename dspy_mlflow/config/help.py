@@ -12,6 +12,7 @@ import yaml
 
 from dspy_mlflow.config.entries import search_dirs
 from dspy_mlflow.config.paths import conf_dir
+from dspy_mlflow.config.schema import RootConfig
 
 
 def describe(path: Path) -> str:
@@ -71,8 +72,6 @@ def render() -> str:
             mark = "*" if defaults.get(group) == name else " "
             out.append(f"  {mark} {name:<{width}}  {text}{'  (./conf)' if user else ''}".rstrip())
     from dataclasses import fields
-
-    from dspy_mlflow.config.schema import RootConfig
 
     sections = [f.name for f in fields(RootConfig)]
     out += ["", "== Config ==",

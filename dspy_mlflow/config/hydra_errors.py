@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dspy_mlflow.errors import ConfigError
+
 
 def describe(exc: BaseException, overrides: Sequence[str] = ()) -> str | None:
     """One line for a Hydra or OmegaConf configuration error; None for any other exception."""
@@ -46,7 +48,6 @@ def _free_form(node) -> bool:
 
 
 def _not_allowed(key: str, value: object, allowed: str) -> str:
-    from dspy_mlflow.errors import ConfigError
 
     return str(ConfigError(key, value, allowed))
 

@@ -1,16 +1,17 @@
-"""Checks the schemas cannot express: unknown keys, secrets, allowed names, ranges, optimizer params.
+"""Checks the schemas cannot express: unknown keys, secrets, ranges; then each section's owner.
 
-Cheap checks come first, so most mistakes are reported before DSPy is imported (the optimizer
-and strategy checks need it).
+config/ imports nothing above it: the sections owned by a component (the model's provider
+options, the cache, the strategy, the optimizer, the search) are checked by the checkers the
+caller passes, by group name (job/validation.py names them). Cheap checks come first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from dspy_mlflow.config.schema import RootConfig
+from dspy_mlflow.config.secrets import check_config
 from dspy_mlflow.errors import ConfigError
-
-SEARCHES = ("none", "optuna")
 
 
 def _get(cfg: Mapping, key: str) -> object:
@@ -38,8 +39,6 @@ def check_keys(cfg: Mapping) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, ValidationError
 
-    from dspy_mlflow.config.schema import RootConfig
-
     try:
         OmegaConf.merge(OmegaConf.structured(RootConfig), {k: v for k, v in cfg.items() if k != "hydra"})
     except ConfigKeyError as exc:
@@ -65,24 +64,15 @@ def _check_split(cfg: Mapping) -> None:
         raise ConfigError("project.split.limit", limit, "an integer >= 3, or null for all examples")
 
 
-def _by_owner(cfg: Mapping) -> None:
-    """Sections whose owners check them: the LM cache, the offline provider's options."""
-    from dspy_mlflow.tracking.cache_section import check_section
-
-    check_section(cfg.get("cache") or {})
+def _check_compare(cfg: Mapping) -> None:
     to = (cfg.get("compare") or {}).get("to")
     if to not in (None, "production"):
         raise ConfigError("compare.to", to, "production (pair the test rows with NAME@production's), or null")
-    model = cfg["model"]
-    if str(model.get("litellm_model", "")).startswith("offline/"):
-        from dspy_mlflow.lm.offline import check_options
-
-        check_options(model.get("provider_options") or {})
 
 
-def validate(cfg: Mapping) -> None:
-    from dspy_mlflow.config.secrets import check_config
-
+def validate(cfg: Mapping, owners: Mapping[str, Callable[[Mapping], None]] | None = None) -> None:
+    """The checks of the whole config, then each section's owner's, in ``owners``' order: a group name
+    -> its checker, which takes the whole config (a search checks its space against the optimizer)."""
     check_config(cfg)  # first: a secret is refused as a secret (and masked), not as an unknown key
     check_keys(cfg)
     model = cfg["model"]
@@ -99,27 +89,13 @@ def validate(cfg: Mapping) -> None:
     _number(cfg, "tracking.trace_sampling", 0.0, 1.0)
     _number(cfg, "tracking.max_traces_per_split", 0, allow_none=True)
     _number(cfg, "tracking.sweep_evaluation_views", 0, allow_none=True)
+    _number(cfg, "tracking.evaluation_max_examples", 0, allow_none=True)
     _number(cfg, "budget.max_cost_usd", 0.0, allow_none=True)
     _number(cfg, "budget.sweep_max_cost_usd", 0.0, allow_none=True)
     _number(cfg, "eval.max_error_rate", 0.0, 1.0)
     _number(cfg, "tracking.heartbeat_s", 0.1, 3600)
     _number(cfg, "strategy.n", 1, 64)
     _check_split(cfg)
-    _by_owner(cfg)
-    search = cfg.get("search") or {"name": "none"}
-    if search.get("name") not in SEARCHES:
-        raise ConfigError("search.name", search.get("name"), f"one of {', '.join(SEARCHES)}")
-    if search.get("name") == "none" and set(search) - {"name"}:
-        key = sorted(set(search) - {"name"})[0]
-        raise ConfigError(f"search.{key}", search[key], "search=none takes no parameters (search=optuna does)")
-
-    from dspy_mlflow.job.optimizers import check_entry
-    from dspy_mlflow.strategies import STRATEGIES
-
-    if cfg["strategy"]["name"] not in STRATEGIES:
-        raise ConfigError("strategy.name", cfg["strategy"]["name"], f"one of {', '.join(STRATEGIES)}")
-    check_entry(cfg["optimizer"])
-    if search.get("name") == "optuna":
-        from dspy_mlflow.search.space import check_search
-
-        check_search(cfg)
+    _check_compare(cfg)
+    for check in (owners or {}).values():
+        check(cfg)

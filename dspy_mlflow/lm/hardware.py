@@ -12,7 +12,9 @@ import platform
 import subprocess
 import sys
 
-TAG_PREFIX = "dspy_mlflow.hw."
+from dspy_mlflow import names
+
+TAG_PREFIX = names.HARDWARE_PREFIX
 UNKNOWN = "unknown"
 
 

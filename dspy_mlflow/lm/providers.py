@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 
-from dspy_mlflow.errors import ProviderError
+from dspy_mlflow.errors import ConfigError, ProviderError
+from dspy_mlflow.lm import offline
+from dspy_mlflow.lm.custom import CUSTOM_PROVIDERS, provider_of, setup_custom
+from dspy_mlflow.lm.tracked import TrackedLM
 
-# LiteLLM custom providers shipped here: model-string prefix -> module with setup(model_cfg)
-CUSTOM_PROVIDERS = {
-    "offline": ("dspy_mlflow.lm.offline", None),
-    "mlx": ("dspy_mlflow.lm.mlx_provider", "pip install 'dspy-mlflow[mlx]'  (Linux: mlx[cpu])"),
-}
-
-
-def provider_of(model_cfg: Mapping) -> str:
-    return str(model_cfg.get("litellm_model") or "").split("/", 1)[0]
+API_BASE_SCHEMES = ("http://", "https://")
 
 
-def setup_custom(model_cfg: Mapping) -> dict[str, str]:
-    prefix = provider_of(model_cfg)
-    module_name, install = CUSTOM_PROVIDERS[prefix]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        hint = f"; install it with: {install}" if install else ""
-        raise ProviderError(f"model provider '{prefix}' needs a missing package ({exc.name}){hint}") from exc
-    return dict(module.setup(model_cfg) or {})
+def check_section(cfg: Mapping) -> None:
+    """The ``model`` section's provider parts: ``api_base`` an HTTP(S) URL; the offline model's options."""
+    model = cfg["model"]
+    api_base = model.get("api_base")
+    if api_base is not None and not str(api_base).startswith(API_BASE_SCHEMES):
+        raise ConfigError("model.api_base", api_base, "an http:// or https:// URL of an OpenAI-compatible "
+                          "server (e.g. http://127.0.0.1:8000/v1), or null")
+    if provider_of(model) == "offline":
+        offline.check_options(model.get("provider_options") or {})
 
 
 def check_provider(model_cfg: Mapping) -> bool:
@@ -35,8 +29,6 @@ def check_provider(model_cfg: Mapping) -> bool:
     (``build_lm(..., register_on_first_call=True)``): the offline model, whose options check
     without importing LiteLLM. Any other provider is set up here, by preflight."""
     if provider_of(model_cfg) == "offline":
-        from dspy_mlflow.lm import offline
-
         offline.check(model_cfg)
         return True
     preflight(model_cfg)
@@ -59,8 +51,6 @@ def preflight(model_cfg: Mapping) -> dict[str, str]:
 def build_lm(model_cfg: Mapping, *, register_on_first_call: bool = False):
     """The entry's TrackedLM; with ``register_on_first_call``, its custom provider is set up when
     the LM is first called, not before (see check_provider)."""
-    from dspy_mlflow.lm.tracked import TrackedLM
-
     kwargs = {}
     if model_cfg.get("api_base"):
         kwargs["api_base"] = model_cfg["api_base"]

@@ -20,6 +20,7 @@ import dspy
 
 from dspy_mlflow.lm import call_note
 from dspy_mlflow.lm import ledger as ledger_mod
+from dspy_mlflow.lm.custom import setup_custom
 from dspy_mlflow.lm.ledger import Call
 
 _SETUP_LOCK = threading.Lock()
@@ -36,8 +37,6 @@ class TrackedLM(dspy.LM):
     def _set_up_provider(self) -> None:
         if getattr(self, "provider_cfg", None) is None:  # also an LM pickled before this attribute existed
             return
-        from dspy_mlflow.lm.providers import setup_custom
-
         with _SETUP_LOCK:
             if self.provider_cfg is not None:
                 setup_custom(self.provider_cfg)

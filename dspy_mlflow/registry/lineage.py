@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dspy_mlflow.registry import _common as C
+from dspy_mlflow import names
+from dspy_mlflow.registry import versions as C
+from dspy_mlflow.tracking import store
 
 
 @dataclass
@@ -25,21 +27,21 @@ class Node:
 
 def lineage(name: str, *, tracking_uri: str | None = None) -> dict[str, Node]:
     """Every version of ``name`` as a Node, keyed by version number (oldest first)."""
-    c = C.client(tracking_uri)
+    c = store.client(tracking_uri)
     nodes: dict[str, Node] = {}
     for mv in C.all_versions(c, name):
         t = mv.tags
         node = Node(
             version=str(mv.version),
-            semver=t.get(C.TAG_SEMVER, "-"),
-            parent=t.get(C.TAG_PARENT) or None,
-            optimizer=t.get(C.TAG_OPTIMIZER, "-"),
-            model=t.get(C.TAG_MODEL, "-"),
-            strategy=t.get(C.TAG_STRATEGY, "-"),
-            scores={k: t.get(k, "-") for k in C.SCORE_TAGS},
+            semver=t.get(names.VERSION_SEMVER, "-"),
+            parent=t.get(names.VERSION_PARENT) or None,
+            optimizer=t.get(names.VERSION_OPTIMIZER, "-"),
+            model=t.get(names.VERSION_MODEL, "-"),
+            strategy=t.get(names.VERSION_STRATEGY, "-"),
+            scores={k: t.get(k, "-") for k in names.VERSION_SCORE_TAGS},
             aliases=list(mv.aliases),
             stage=mv.current_stage or "None",
-            source_run=t.get(C.TAG_SOURCE_RUN, mv.run_id or "-"),
+            source_run=t.get(names.VERSION_SOURCE_RUN, mv.run_id or "-"),
         )
         prefix = f"models:/{name}/"
         if node.parent and node.parent.startswith(prefix) and node.parent[len(prefix):].isdigit():
@@ -73,7 +75,7 @@ def _line(node: Node) -> str:
 
 def format_lineage(name: str, nodes: dict[str, Node]) -> str:
     """The tree as text: roots first, each child indented under its parent."""
-    prod = next((n.version for n in nodes.values() if C.PRODUCTION in n.aliases), None)
+    prod = next((n.version for n in nodes.values() if names.PRODUCTION in n.aliases), None)
     lines = [f"{name}: {len(nodes)} version(s), production: " + (f"v{prod}" if prod else "none")]
     roots = [n for n in nodes.values() if n.parent_version not in nodes]
 

@@ -17,8 +17,13 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from dspy_mlflow.errors import DspyMlflowError, RegistryError
-from dspy_mlflow.registry import _common as C
+from dspy_mlflow.errors import DspyMlflowError, ProviderError, RegistryError
+from dspy_mlflow.lm.providers import build_lm, check_provider
+from dspy_mlflow.project.loader import load_project
+from dspy_mlflow.quiet import quiet_environment
+from dspy_mlflow.registry import versions as C
+from dspy_mlflow.tracking import store
+from dspy_mlflow.tracking.run_artifacts import download
 
 if TYPE_CHECKING:
     import dspy
@@ -45,8 +50,6 @@ def _resolve(c, uri: str) -> tuple[ModelVersion | None, str | None, str]:
 
 def _download(c, run_id: str, path: str, dst: str) -> str | None:
     from mlflow.exceptions import MlflowException
-
-    from dspy_mlflow.tracking.run_artifacts import download
 
     try:
         local = download(c, run_id, path, dst)
@@ -77,7 +80,6 @@ def _pickle_allowed(uri: str):
 
 def rebuild_from_state(cfg: dict[str, Any], state_path: str) -> dspy.Module:
     """The project's program for ``cfg`` (resolved job config) with the saved DSPy state loaded."""
-    from dspy_mlflow.project_loader import load_project
 
     if "project" not in cfg:
         raise RegistryError("the run's config.yaml has no 'project' section: cannot rebuild the program")
@@ -101,11 +103,9 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
     """
     import yaml
 
-    from dspy_mlflow.quiet import quiet_environment
-
     quiet_environment()  # as the command line: LiteLLM's bundled price map, no fetch when it is imported
-    uri_store = C.tracking_uri(tracking_uri)
-    c = C.client(uri_store)
+    uri_store = store.tracking_uri(tracking_uri)
+    c = store.client(uri_store)
     mv, run_id, model_uri = _resolve(c, uri)
     with tempfile.TemporaryDirectory(prefix="dspy_mlflow_load_") as tmp:
         cfg_path = _download(c, run_id, CONFIG_ARTIFACT, tmp) if run_id else None
@@ -143,8 +143,6 @@ def load_program(uri: str, *, allow_pickle: bool = False, tracking_uri: str | No
 
 def _attach_lm(program, model_cfg: dict) -> None:
     """Give the program the LM its run used, when that model can be reached from here."""
-    from dspy_mlflow.errors import ProviderError
-    from dspy_mlflow.lm.providers import build_lm, check_provider
 
     if not model_cfg.get("litellm_model"):
         return

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from dspy_mlflow import names
 from dspy_mlflow.errors import RegistryError
-from dspy_mlflow.registry import _common as C
+from dspy_mlflow.registry import versions as C
+from dspy_mlflow.tracking import store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -84,7 +86,7 @@ def metric_of(c: MlflowClient, mv: ModelVersion, metric: str) -> float | None:
 def history(c: MlflowClient, name: str) -> list[str]:
     rm = C.get_registered_model(c, name)
     try:
-        return [str(v) for v in json.loads(rm.tags.get(C.TAG_HISTORY, "[]"))]
+        return [str(v) for v in json.loads(rm.tags.get(names.PRODUCTION_HISTORY, "[]"))]
     except ValueError:
         return []
 
@@ -99,11 +101,11 @@ def _transition_to_production(c: MlflowClient, name: str, version: str) -> None:
 
 def _apply(c: MlflowClient, mv: ModelVersion, tags: dict[str, str], new_history: list[str]) -> None:
     name, version = mv.name, str(mv.version)
-    c.set_registered_model_alias(name, C.PRODUCTION, version)
+    c.set_registered_model_alias(name, names.PRODUCTION, version)
     _transition_to_production(c, name, version)
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, value)
-    c.set_registered_model_tag(name, C.TAG_HISTORY, json.dumps(new_history[-_HISTORY_KEEP:]))
+    c.set_registered_model_tag(name, names.PRODUCTION_HISTORY, json.dumps(new_history[-_HISTORY_KEEP:]))
 
 
 def promote(
@@ -121,10 +123,10 @@ def promote(
     current production version (higher is better unless ``lower_is_better``), or RegistryError
     with both values. ``force`` promotes anyway and records that it did.
     """
-    c = C.client(tracking_uri)
+    c = store.client(tracking_uri)
     mv = C.resolve(c, version, name)
     version = str(mv.version)
-    current = C.get_alias(c, name, C.PRODUCTION)
+    current = C.get_alias(c, name, names.PRODUCTION)
     if current is not None and str(current.version) == version:
         return Promotion(name, version, None, False, None, noop=True)
 
@@ -163,22 +165,22 @@ def promote(
         stack.append(str(current.version))  # production set outside this tool: keep it reachable
     stack.append(version)
     tags = {
-        C.TAG_PROMOTED_BY: _user(),
-        C.TAG_PROMOTED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        C.TAG_REPLACED: str(current.version) if current is not None else "none",
-        C.TAG_FORCED: "true" if forced else "false",
+        names.VERSION_PROMOTED_BY: _user(),
+        names.VERSION_PROMOTED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        names.VERSION_REPLACED: str(current.version) if current is not None else "none",
+        names.VERSION_FORCED: "true" if forced else "false",
     }
     if gate_text:
-        tags[C.TAG_GATE] = gate_text
+        tags[names.VERSION_GATE] = gate_text
     _apply(c, mv, tags, stack)
     return Promotion(name, version, str(current.version) if current is not None else None, forced, gate_text)
 
 
 def rollback(name: str, *, tracking_uri: str | None = None) -> Promotion:
     """Return production to the version promoted before the current one."""
-    c = C.client(tracking_uri)
+    c = store.client(tracking_uri)
     C.get_registered_model(c, name)
-    current = C.get_alias(c, name, C.PRODUCTION)
+    current = C.get_alias(c, name, names.PRODUCTION)
     if current is None:
         raise RegistryError(f"registered model {name!r} has no production version to roll back")
     stack = history(c, name)
@@ -188,11 +190,11 @@ def rollback(name: str, *, tracking_uri: str | None = None) -> Promotion:
         raise RegistryError(f"{name} v{current.version} is the first production version: nothing to roll back to")
     target = C.get_version(c, name, stack[-1])
     tags = {
-        C.TAG_PROMOTED_BY: _user(),
-        C.TAG_PROMOTED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        C.TAG_REPLACED: str(current.version),
-        C.TAG_FORCED: "false",
-        C.TAG_GATE: f"rollback from v{current.version}",
+        names.VERSION_PROMOTED_BY: _user(),
+        names.VERSION_PROMOTED_AT: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        names.VERSION_REPLACED: str(current.version),
+        names.VERSION_FORCED: "false",
+        names.VERSION_GATE: f"rollback from v{current.version}",
     }
     _apply(c, target, tags, stack)
     return Promotion(name, str(target.version), str(current.version), False, f"rollback from v{current.version}")

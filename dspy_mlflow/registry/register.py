@@ -16,8 +16,10 @@ import itertools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dspy_mlflow import names
 from dspy_mlflow.errors import RegistryError
-from dspy_mlflow.registry import _common as C
+from dspy_mlflow.registry import versions as C
+from dspy_mlflow.tracking import store
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -48,8 +50,8 @@ def semver_of_last(versions: list[ModelVersion]) -> tuple[str, str]:
     major, minor, patch = (_semver(versions[anchor]) if anchor < last else None) or (1, 0, 0)
     reason = "first version"
     for previous, version in itertools.pairwise(versions[anchor:]):
-        optimizer = version.tags.get(C.TAG_OPTIMIZER, "none")
-        if previous.tags.get(C.TAG_SIGNATURE_HASH) != version.tags.get(C.TAG_SIGNATURE_HASH):
+        optimizer = version.tags.get(names.VERSION_OPTIMIZER, "none")
+        if previous.tags.get(names.VERSION_SIGNATURE_HASH) != version.tags.get(names.VERSION_SIGNATURE_HASH):
             major, minor, patch = major + 1, 0, 0
             reason = "major: the DSPy signature changed"
         elif optimizer and optimizer != "none":
@@ -80,7 +82,7 @@ def _versions_since_semver(c, name: str, upto: int) -> list[ModelVersion]:
 
 
 def _semver(version: ModelVersion) -> tuple[int, int, int] | None:
-    parts = version.tags.get(C.TAG_SEMVER, "").split(".")
+    parts = version.tags.get(names.VERSION_SEMVER, "").split(".")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         return None
     return int(parts[0]), int(parts[1]), int(parts[2])
@@ -93,21 +95,21 @@ def resolve_parent(uri_or_version: str, name: str) -> ModelVersion:
     ``name``). A URI may name another registered model (a program can start from any registered
     program). Raises RegistryError (one line) when it does not exist.
     """
-    return C.resolve(C.client(), uri_or_version, None if not str(uri_or_version).strip().isdigit() else name)
+    return C.resolve(store.client(), uri_or_version, None if not str(uri_or_version).strip().isdigit() else name)
 
 
 def _describe(name: str, version: str, tags: dict[str, str], semver_reason: str) -> str:
     parts = [
-        f"{name} v{version} ({tags[C.TAG_SEMVER]}, {semver_reason}).",
-        f"Project {tags.get(C.TAG_PROJECT, '?')}: strategy {tags.get(C.TAG_STRATEGY, '?')} on model "
-        f"{tags.get(C.TAG_MODEL, '?')}, optimizer {tags.get(C.TAG_OPTIMIZER, '?')}.",
+        f"{name} v{version} ({tags[names.VERSION_SEMVER]}, {semver_reason}).",
+        f"Project {tags.get(names.VERSION_PROJECT, '?')}: strategy {tags.get(names.VERSION_STRATEGY, '?')} on model "
+        f"{tags.get(names.VERSION_MODEL, '?')}, optimizer {tags.get(names.VERSION_OPTIMIZER, '?')}.",
         "Scores: test/score {}, dev/score {}; total cost ${}.".format(
-            *(tags.get(k, "not measured") for k in C.SCORE_TAGS)
+            *(tags.get(k, "not measured") for k in names.VERSION_SCORE_TAGS)
         ),
     ]
-    parent = tags.get(C.TAG_PARENT)
+    parent = tags.get(names.VERSION_PARENT)
     parts.append(f"Started from {parent}." if parent else "A root program (no parent).")
-    parts.append(f"Source run {tags[C.TAG_SOURCE_RUN]}.")
+    parts.append(f"Source run {tags[names.VERSION_SOURCE_RUN]}.")
     return " ".join(parts)
 
 
@@ -128,7 +130,7 @@ def register_program(
     """
     from mlflow.exceptions import MlflowException
 
-    c = C.client()
+    c = store.client()
     parent_mv = None
     if parent:
         parent_mv = C.resolve(c, parent, name if str(parent).strip().isdigit() else None)
@@ -139,28 +141,28 @@ def register_program(
 
     optimizer = str(_get(cfg, "optimizer.name", run.data.params.get("optimizer", "none")))
     tags: dict[str, str] = {
-        C.TAG_MODEL: str(_get(cfg, "model.name", run.data.params.get("model", ""))),
-        C.TAG_OPTIMIZER: optimizer,
-        C.TAG_STRATEGY: str(_get(cfg, "strategy.name", run.data.params.get("strategy", ""))),
-        C.TAG_PROJECT: str(_get(cfg, "project.name", run.data.params.get("project", ""))),
-        C.TAG_SIGNATURE_HASH: signature_hash,
-        C.TAG_SOURCE_RUN: run_id,
+        names.VERSION_MODEL: str(_get(cfg, "model.name", run.data.params.get("model", ""))),
+        names.VERSION_OPTIMIZER: optimizer,
+        names.VERSION_STRATEGY: str(_get(cfg, "strategy.name", run.data.params.get("strategy", ""))),
+        names.VERSION_PROJECT: str(_get(cfg, "project.name", run.data.params.get("project", ""))),
+        names.VERSION_SIGNATURE_HASH: signature_hash,
+        names.VERSION_SOURCE_RUN: run_id,
     }
-    config_hash = run.data.tags.get(C.RUN_CONFIG_HASH_TAG)
+    config_hash = run.data.tags.get(names.CONFIG_HASH)
     if config_hash:
-        tags[C.TAG_CONFIG_HASH] = config_hash
-    for key in C.SCORE_TAGS:
+        tags[names.VERSION_CONFIG_HASH] = config_hash
+    for key in names.VERSION_SCORE_TAGS:
         value = metrics.get(key, run.data.metrics.get(key))
         if value is not None:
             tags[key] = C.fmt_number(value)
     if parent_mv is not None:
-        tags[C.TAG_PARENT] = C.uri_of(parent_mv)
+        tags[names.VERSION_PARENT] = C.uri_of(parent_mv)
 
     try:  # asked first: a failed INSERT is an error line in the store's database log
         C.get_registered_model(c, name)
     except RegistryError:  # not there yet
         try:
-            c.create_registered_model(name, description=f"DSPy programs of project {tags[C.TAG_PROJECT]}")
+            c.create_registered_model(name, description=f"DSPy programs of project {tags[names.VERSION_PROJECT]}")
         except MlflowException as exc:  # another job created it meanwhile
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
@@ -170,8 +172,8 @@ def register_program(
     )
     # the semver follows from the versions before this one, whichever job registered them
     semver, reason = semver_of_last(_versions_since_semver(c, name, int(mv.version)))
-    tags[C.TAG_SEMVER] = semver
-    c.set_model_version_tag(name, str(mv.version), C.TAG_SEMVER, semver)
+    tags[names.VERSION_SEMVER] = semver
+    c.set_model_version_tag(name, str(mv.version), names.VERSION_SEMVER, semver)
     c.update_model_version(name, str(mv.version), description=_describe(name, str(mv.version), tags, reason))
     return c.get_model_version(name, str(mv.version))
 

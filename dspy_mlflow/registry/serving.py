@@ -28,6 +28,8 @@ try:  # dspy is needed to log a model anyway; keep this module importable withou
 except ImportError:  # pragma: no cover
     BaseCallback = object  # type: ignore[misc,assignment]
 
+from dspy_mlflow.lm.custom import CUSTOM_PROVIDERS, provider_of, setup_custom
+
 
 class ProviderRestore(BaseCallback):
     """Re-registers a custom LiteLLM provider, and lets the DSPy flavor answer batches, when unpickled."""
@@ -36,8 +38,6 @@ class ProviderRestore(BaseCallback):
         self.model_cfg = dict(model_cfg)
 
     def restore(self) -> None:
-        from dspy_mlflow.lm.providers import CUSTOM_PROVIDERS, provider_of, setup_custom
-
         answer_batches()
         if provider_of(self.model_cfg) in CUSTOM_PROVIDERS:
             setup_custom(self.model_cfg)

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.steps.optimizers import accepted_params, optimizer_class
 
+SEARCHES = ("none", "optuna")
 TYPES = ("int", "float", "categorical")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsga2")
 # objective name -> direction; dev_score is required (the job keeps the best-scoring program)
@@ -112,10 +114,20 @@ def check_spec(key: str, spec: Any) -> None:
         raise ConfigError(f"{key}.{extra[0]}", spec[extra[0]], f"{kind} specs take {', '.join(sorted(allowed))}")
 
 
+def check_section(cfg: Mapping) -> None:
+    """The ``search`` section: a known entry; ``none`` takes no parameters; ``optuna`` is checked whole."""
+    search = cfg.get("search") or {"name": "none"}
+    if search.get("name") not in SEARCHES:
+        raise ConfigError("search.name", search.get("name"), f"one of {', '.join(SEARCHES)}")
+    if search.get("name") == "none" and set(search) - {"name"}:
+        key = sorted(set(search) - {"name"})[0]
+        raise ConfigError(f"search.{key}", search[key], "search=none takes no parameters (search=optuna does)")
+    if search.get("name") == "optuna":
+        check_search(cfg)
+
+
 def check_search(cfg: Mapping) -> None:
     """Everything about ``search=optuna`` that can be wrong, before anything runs."""
-    from dspy_mlflow.job.optimizers import _accepted, optimizer_class
-
     search = cfg.get("search") or {}
     for key in search:
         if key not in KEYS:
@@ -168,8 +180,8 @@ def check_search(cfg: Mapping) -> None:
         raise ConfigError("optimizer", name, "search=optuna needs an optimizer with hyperparameters "
                           "(labeled_few_shot, bootstrap_few_shot, bootstrap_random_search, mipro_v2, ...)")
     cls = optimizer_class(name)
-    ctor, _ = _accepted(cls.__init__, skip={"metric"})
-    comp, _ = _accepted(cls.compile, skip={"student", "trainset", "valset", "teacher"})
+    ctor, _ = accepted_params(cls.__init__, skip={"metric"})
+    comp, _ = accepted_params(cls.compile, skip={"student", "trainset", "valset", "teacher"})
     space = merged_space(cfg)
     if not space:
         raise ConfigError("optimizer.search_space", cfg["optimizer"].get("search_space"),

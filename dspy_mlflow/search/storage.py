@@ -36,6 +36,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dspy_mlflow import names
+from dspy_mlflow.project.loader import project_name
+from dspy_mlflow.search.space import searched_keys
+from dspy_mlflow.tracking.identity import config_hash
+
 JOURNAL = "journal://"
 
 
@@ -153,7 +158,7 @@ def _lock_key(name: str) -> int:
 
 
 @contextlib.contextmanager
-def study_lock(url: str, name: str = "dspy_mlflow.optuna"):
+def study_lock(url: str, name: str = names.STUDY_LOCK):
     """Serialize workers of one storage: a PostgreSQL advisory lock held on a connection of its
     own, or an exclusive lock file beside a sqlite database or journal file; elsewhere, nothing
     (:func:`open_study` retries instead)."""
@@ -243,7 +248,6 @@ def open_study(url: str, name: str, directions: list[str], *, heartbeat_s: int |
 
 def study_identity(cfg: Mapping) -> dict[str, Any]:
     """The config that identifies a study: the job's config minus what the search varies or budgets."""
-    from dspy_mlflow.search.space import searched_keys
 
     out = copy.deepcopy(dict(cfg))
     searched = searched_keys(cfg)
@@ -267,7 +271,5 @@ def study_name(cfg: Mapping) -> str:
     given = (cfg.get("search") or {}).get("study_name")
     if given:
         return str(given)
-    from dspy_mlflow.project_loader import project_name
-    from dspy_mlflow.tracking.identity import config_hash
 
     return f"{project_name(cfg['project'])}-{cfg['optimizer']['name']}-{config_hash(study_identity(cfg))}"

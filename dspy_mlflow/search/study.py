@@ -1,7 +1,7 @@
 """``search_compile``: an Optuna study over the optimizer's hyperparameters, inside the job.
 
 Each trial samples the params (:mod:`.space`), compiles with
-:func:`dspy_mlflow.job.optimizers.compile_program`, scores the program on dev, and is
+:func:`dspy_mlflow.steps.optimizers.compile_program`, scores the program on dev, and is
 logged as a nested MLflow run ``trial-<n>`` under the job's run (params
 ``optimizer.<name>``, metrics ``dev/score``, ``trial/tokens_in``, ``trial/tokens_out``,
 ``trial/cost_usd``, tag ``dspy_mlflow.trial``). Its DSPy state is saved to
@@ -34,9 +34,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dspy_mlflow import names
 from dspy_mlflow.errors import BudgetExceeded, ConfigError, DspyMlflowError
+from dspy_mlflow.search.plots import log_figures
+from dspy_mlflow.search.space import OBJECTIVES, apply, merged_space, suggest, unused_point
+from dspy_mlflow.search.storage import display_url, open_study, storage_url, study_lock, study_name
+from dspy_mlflow.steps.evaluate import evaluate
+from dspy_mlflow.steps.optimizers import compile_program
 
-TAG = "dspy_mlflow"
 HEARTBEAT_S = 10  # Optuna's heartbeat interval (search.heartbeat_s)
 GRACE_S = 60      # a RUNNING trial without a beat for this long is stale (search.grace_s)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -65,9 +70,6 @@ def _usage_snapshot(ledger) -> tuple[int, int, float]:
 class _Search:
     def __init__(self, job, entry: Mapping, program, trainset, devset, lm):
         import optuna
-
-        from dspy_mlflow.search.space import OBJECTIVES, merged_space
-        from dspy_mlflow.search.storage import open_study, storage_url, study_name
 
         self.job, self.entry, self.program = job, dict(entry), program
         self.trainset, self.devset, self.lm = trainset, devset, lm
@@ -100,10 +102,6 @@ class _Search:
         import optuna
         from optuna.trial import TrialState
 
-        from dspy_mlflow.job.evaluate import evaluate
-        from dspy_mlflow.job.optimizers import compile_program
-        from dspy_mlflow.search.space import apply, suggest
-
         trial.set_user_attr("worker", WORKER)
         n = trial.number
         ahead = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
@@ -117,7 +115,7 @@ class _Search:
         before = _usage_snapshot(job.ledger)
         t0 = time.perf_counter()
         # no dspy_mlflow.config_hash tag here: the job's "already FINISHED" lookup must not find trials
-        tags = {f"{TAG}.trial": str(n), f"{TAG}.study": self.name}
+        tags = {names.TRIAL: str(n), names.STUDY: self.name}
         # Optuna's HeartbeatThread beats for this trial while study.optimize runs it
         with mlflow.start_run(run_id=self._trial_run(n, tags), nested=True) as child:
             trial.set_user_attr("mlflow_run_id", child.info.run_id)
@@ -167,8 +165,6 @@ class _Search:
         import optuna
         from optuna.trial import TrialState
 
-        from dspy_mlflow.search.space import unused_point
-
         live = (TrialState.COMPLETE, TrialState.RUNNING)
         taken = [t.params for t in self.study.get_trials(deepcopy=False, states=live)
                  if t.number != trial.number]
@@ -200,8 +196,6 @@ class _Search:
         """The study's one MLflow run (created by the first worker; its id in a study user attr)."""
         import mlflow
 
-        from dspy_mlflow.search.storage import display_url, study_lock
-
         client = mlflow.MlflowClient()
         for _ in range(2):
             run_id = self.study.user_attrs.get(STUDY_RUN_ATTR)
@@ -215,12 +209,12 @@ class _Search:
                         return run_id
                 except Exception:  # another tracking store, or deleted: make one here
                     pass
-            with study_lock(self.url, f"dspy_mlflow.study_run.{self.name}"):
+            with study_lock(self.url, f"{names.STUDY_RUN}.{self.name}"):
                 if self.study.user_attrs.get(STUDY_RUN_ATTR) not in (None, run_id):
                     continue  # another worker made it meanwhile
                 experiment_id = mlflow.active_run().info.experiment_id
                 run = client.create_run(experiment_id, run_name=f"study-{self.name}",
-                                        tags={f"{TAG}.study": self.name, f"{TAG}.study_run": "true"})
+                                        tags={names.STUDY: self.name, names.STUDY_RUN: "true"})
                 client.log_batch(run.info.run_id, params=[
                     mlflow.entities.Param("search.study", self.name),
                     mlflow.entities.Param("search.storage_url", display_url(self.url)),
@@ -341,8 +335,6 @@ class _Search:
                 return program, "artifact"
             except Exception:
                 pass
-        from dspy_mlflow.job.optimizers import compile_program
-        from dspy_mlflow.search.space import apply
 
         conf = self.job.conf
         print(f"search: program of trial {trial.number} not found; recompiling {trial.params}")
@@ -354,8 +346,6 @@ class _Search:
     def log_summary(self, chosen) -> None:
         import mlflow
 
-        from dspy_mlflow.search.plots import log_figures
-
         complete = self.complete_trials()
         mlflow.log_params({f"search.best.{k}": v for k, v in chosen.params.items()})
         mlflow.log_metrics({
@@ -365,7 +355,7 @@ class _Search:
             "search/n_trials": len(complete),
             "search/trials_this_run": len(self.ran),
         })
-        mlflow.set_tag(f"{TAG}.search.chosen_trial", str(chosen.number))
+        mlflow.set_tag(names.SEARCH_CHOSEN_TRIAL, str(chosen.number))
         log_figures(self.study, self.objectives)
 
 
@@ -373,12 +363,10 @@ def search_compile(job, entry, program, *, trainset, devset, lm):
     """Run (or continue) the study; log its summary to the job's run; return the chosen program."""
     import mlflow
 
-    from dspy_mlflow.search.storage import display_url
-
     search = _Search(job, entry, program, trainset, devset, lm)
     study_run = search.study_run()
     mlflow.log_params({"search.study": search.name, "search.storage_url": display_url(search.url)})
-    mlflow.set_tags({f"{TAG}.study": search.name, f"{TAG}.study_run_id": study_run})
+    mlflow.set_tags({names.STUDY: search.name, names.STUDY_RUN_ID: study_run})
     print(f"search: study {search.name} in {display_url(search.url)}: "
           f"{len(search.complete_trials())}/{search.n_trials} trials complete")
     try:
@@ -392,7 +380,19 @@ def search_compile(job, entry, program, *, trainset, devset, lm):
                 print(f"search: summary not fully logged: {type(exc).__name__}: {exc}")
     chosen = search.choose()
     program_out, source = search.program_of(chosen)
-    mlflow.set_tag(f"{TAG}.search.program_source", source)
+    mlflow.set_tag(names.SEARCH_PROGRAM_SOURCE, source)
     print(f"search: chose trial {chosen.number} {chosen.params} (dev={search.score(chosen):.3f}, "
           f"rule {search.search.get('select') or 'best_score_under_budget'}, program from {source})")
+    log_chosen_hyperparameters(job)
     return program_out
+
+
+def log_chosen_hyperparameters(job) -> None:
+    """optimizer.<param> = the value of the trial the search chose (logged by it as search.best.*)."""
+    import mlflow
+
+    params = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    prefix = names.PARAM_SEARCH_BEST
+    chosen = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    mlflow.log_params({f"optimizer.{k}": v for k, v in chosen.items()})
+    job.chosen_hyperparameters = chosen

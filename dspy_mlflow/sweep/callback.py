@@ -18,6 +18,16 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from dspy_mlflow import names
+from dspy_mlflow.errors import DspyMlflowError, one_line
+from dspy_mlflow.plan.forecast import refuse_over_budget
+from dspy_mlflow.quiet import quiet_environment, quiet_libraries
+from dspy_mlflow.sweep.leaderboard import COMPARED, build_leaderboard, format_board, log_leaderboard
+from dspy_mlflow.sweep.state import read_jobs, write_sweep
+from dspy_mlflow.tracking.evaluation import log_run_evaluation, max_examples_of
+from dspy_mlflow.tracking.store import check_reachable
+from dspy_mlflow.tracking.traces import flush_pending_traces
+
 _open: SweepCallback | None = None  # the sweep of this process whose parent run is not ended yet
 
 
@@ -37,23 +47,17 @@ class SweepCallback(Callback):
         self.tracking_uri: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from dspy_mlflow.quiet import quiet_environment, quiet_libraries
 
         quiet_environment()
         quiet_libraries()
         import mlflow
         from mlflow import MlflowClient
 
-        from dspy_mlflow.errors import DspyMlflowError
-        from dspy_mlflow.sweep.state import write_sweep
-        from dspy_mlflow.tracking_check import check_reachable
-
         self.tracking_uri = str(config.tracking.uri)
         try:
             check_reachable(self.tracking_uri)
             budget = config.budget.get("sweep_max_cost_usd")
             if budget is not None:
-                from dspy_mlflow.compare.plan import refuse_over_budget
 
                 reason = refuse_over_budget(list(config.hydra.overrides.task), float(budget))
                 if reason:
@@ -65,8 +69,8 @@ class SweepCallback(Callback):
         mlflow.set_tracking_uri(self.tracking_uri)
         client = MlflowClient(self.tracking_uri)
         sweep_id = time.strftime("%Y%m%d-%H%M%S") + f"-{abs(hash(str(config.hydra.sweep.dir))) % 10_000:04d}"
-        tags = {"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.sweep_parent": "true",
-                "dspy_mlflow.sweep_overrides": " ".join(config.hydra.overrides.task)[:5000]}
+        tags = {names.SWEEP_ID: sweep_id, names.SWEEP_PARENT: "true",
+                names.SWEEP_OVERRIDES: " ".join(config.hydra.overrides.task)[:5000]}
         # under `mlflow run`, the run it created is the parent; jobs must not inherit its id
         launched = os.environ.pop("MLFLOW_RUN_ID", None)
         if launched:
@@ -92,17 +96,13 @@ class SweepCallback(Callback):
         client = MlflowClient(self.tracking_uri)
         if client.get_run(self.parent_run_id).info.status == "RUNNING":
             if reason:
-                client.set_tag(self.parent_run_id, "dspy_mlflow.error", reason[:5000])
+                client.set_tag(self.parent_run_id, names.ERROR, reason[:5000])
             client.set_terminated(self.parent_run_id, status)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if not self.parent_run_id:
             return
         from mlflow import MlflowClient
-
-        from dspy_mlflow.sweep.leaderboard import build_leaderboard, format_board, log_leaderboard
-        from dspy_mlflow.sweep.state import read_jobs
-        from dspy_mlflow.tracking.traces import flush_pending_traces
 
         global _open
         _open = None  # its jobs are done: a job run later in this process flushes its own traces
@@ -115,7 +115,7 @@ class SweepCallback(Callback):
         client.log_metric(self.parent_run_id, "sweep/jobs", len(jobs))
         client.log_metric(self.parent_run_id, "sweep/failed", len(failed))
         if failed:
-            client.set_tag(self.parent_run_id, "dspy_mlflow.error", f"{len(failed)} of {len(jobs)} jobs failed")
+            client.set_tag(self.parent_run_id, names.ERROR, f"{len(failed)} of {len(jobs)} jobs failed")
         _log_best_views(client, board, config.tracking)
         client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
         print(f"\nleaderboard (sweep parent run {self.parent_run_id})\n{format_board(board)}")
@@ -133,9 +133,6 @@ def _log_best_views(client, board, tracking) -> None:
     top = tracking.get("sweep_evaluation_views")
     if top is None or not tracking.get("evaluation_view", True):
         return
-    from dspy_mlflow.errors import one_line
-    from dspy_mlflow.sweep.leaderboard import COMPARED
-    from dspy_mlflow.tracking.evaluation import log_run_evaluation, max_examples_of
 
     best = board[board["status"].isin(COMPARED) & board["run_id"].notna()].head(int(top))
     logged = []

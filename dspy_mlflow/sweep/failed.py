@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dspy_mlflow.project.loader import project_name
+
 
 def record_failed_run(cfg: Mapping, *, sweep_id: str, parent_run_id: str | None, error: str) -> str | None:
     from mlflow import MlflowClient
@@ -15,10 +17,9 @@ def record_failed_run(cfg: Mapping, *, sweep_id: str, parent_run_id: str | None,
         return None
     names = {g: str((cfg.get(g) or {}).get("name")) for g in ("model", "optimizer", "strategy", "project")}
     if cfg.get("project"):  # named after its module when not named, as the job would be
-        from dspy_mlflow.project_loader import project_name
 
         names["project"] = project_name(cfg["project"])
-    tags = {"dspy_mlflow.sweep_id": sweep_id, "dspy_mlflow.error": error[:5000]}
+    tags = {names.SWEEP_ID: sweep_id, names.ERROR: error[:5000]}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(experiment.experiment_id, run_name="-".join(names[g] for g in names if g != "project"),

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dspy_mlflow import names
+from dspy_mlflow.compare.paired import align, sign_flip_p_value
+from dspy_mlflow.errors import CompareError
+from dspy_mlflow.report.runs_table import job_fields
+from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
+
 COLUMNS = ["rank", "job", "model", "optimizer", "strategy", "status", "test/score", "test/score_ci_low",
            "test/score_ci_high", "not_worse_than_best", "dev/score", "dev/score_ci_low", "dev/score_ci_high",
            "dev/baseline_score", "cost/total_usd", "cost/list_usd", "eval/cache_hits", "eval/tokens_in", "eval/tokens_out", "compile/tokens_in",
            "compile/tokens_out", "compile/duration_s", "run_id", "reused_run", "error"]
 COMPARED = ("FINISHED", "SKIPPED")  # jobs whose outputs are whole: a FAILED job's may stop part-way
 ALPHA = 0.05
-REUSED_TAG = "dspy_mlflow.reused_runs"  # on the sweep parent: runs from outside the sweep its skipped jobs reused
 
 
 def build_leaderboard(tracking_uri: str, jobs: list[dict]):
     import pandas as pd
     from mlflow import MlflowClient
-
-    from dspy_mlflow.registry.compare import job_fields
 
     client = MlflowClient(tracking_uri)
     metric_keys = [k for k in COLUMNS if "/" in k]
@@ -47,10 +50,6 @@ def build_leaderboard(tracking_uri: str, jobs: list[dict]):
 def not_worse_than_best(client, frame):
     """Per row (in ``frame``'s order, best first): True/False by a paired test on the test split, NA if unpaired."""
     import pandas as pd
-
-    from dspy_mlflow.compare import CompareError
-    from dspy_mlflow.compare.paired import align, sign_flip_p_value
-    from dspy_mlflow.compare.raw_outputs import load_raw_outputs
 
     verdicts = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     compared = frame[frame["status"].isin(COMPARED) & frame["run_id"].notna() & frame["test/score"].notna()]
@@ -84,10 +83,10 @@ def log_leaderboard(tracking_uri: str, parent_run_id: str, board, sweep_dir: str
     best = board[board["status"].isin(["FINISHED", "SKIPPED"])].head(1)
     if not best.empty and best.iloc[0]["test/score"] == best.iloc[0]["test/score"]:
         client.log_metric(parent_run_id, "best/test_score", float(best.iloc[0]["test/score"]))
-        client.set_tag(parent_run_id, "dspy_mlflow.best_run_id", str(best.iloc[0]["run_id"]))
+        client.set_tag(parent_run_id, names.BEST_RUN_ID, str(best.iloc[0]["run_id"]))
     reused = [r for r in board["reused_run"] if r]
     if reused:  # runs --sweep lists them with the sweep's own runs
-        client.set_tag(parent_run_id, REUSED_TAG, ",".join(reused))
+        client.set_tag(parent_run_id, names.REUSED_RUNS, ",".join(reused))
 
 
 def _interval(low, high) -> str:

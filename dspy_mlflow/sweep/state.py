@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dspy_mlflow.job.sweep_context import SweepContext
+
 STATE_DIR = ".dspy_mlflow"
 
 
@@ -32,15 +34,14 @@ def read_sweep(sweep_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def sweep_context(sweep_dir: str | Path):
-    from dspy_mlflow.job.run import SweepContext
-
+def sweep_context(sweep_dir: str | Path, *, flushes_traces: bool = False) -> SweepContext | None:
+    """What a job of this sweep is told (None outside a tracked sweep)."""
     path = _dir(sweep_dir) / "sweep.json"
     if not path.exists():
         return None
     data = json.loads(path.read_text())
     return SweepContext(sweep_id=data["sweep_id"], parent_run_id=data["parent_run_id"],
-                        experiment_id=data.get("experiment_id"))
+                        experiment_id=data.get("experiment_id"), flushes_traces=flushes_traces)
 
 
 def record_job(sweep_dir: str | Path, job_num: int, **fields) -> None:

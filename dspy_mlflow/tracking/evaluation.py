@@ -25,10 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from dspy_mlflow import names
+from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
+
 DEFAULT_MAX_EXAMPLES = 100  # ~25-46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~2.5-5 s a job at most
-SOURCE_ID = "dspy_mlflow"
-EVALUATES_TAG = "dspy_mlflow.evaluates"  # on the evaluation run: the job's run id
-EVALUATION_RUN_TAG = "dspy_mlflow.evaluation_run"  # on the job's run: its evaluation run id
+SOURCE_ID = names.ASSESSMENT_SOURCE
+EVALUATES_TAG = names.EVALUATES  # on the evaluation run: the job's run id
+EVALUATION_RUN_TAG = names.EVALUATION_RUN  # on the job's run: its evaluation run id
 
 
 class LoggedEvaluation(NamedTuple):
@@ -99,7 +102,6 @@ def log_test_evaluation(records: Iterable[Mapping[str, Any]], tracking: Mapping[
 def log_run_evaluation(client, run_id: str, *, max_examples: int | None = DEFAULT_MAX_EXAMPLES) -> LoggedEvaluation:
     """The view of a finished job's run, from its raw_outputs.jsonl artifact; nothing when it has one
     already (its tag names the evaluation run). CompareError when the run has no raw outputs."""
-    from dspy_mlflow.compare.raw_outputs import load_raw_outputs
 
     existing = client.get_run(run_id).data.tags.get(EVALUATION_RUN_TAG)
     if existing:
@@ -124,7 +126,7 @@ def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, s
                                                             trace_destination=where, run_id=eval_run_id) as span:
         span.set_inputs(dict(row.get("inputs") or {}))
         span.set_outputs(_outputs(row))
-        span.set_attributes({"dspy_mlflow.split": split, "dspy_mlflow.index": int(row["index"])})
+        span.set_attributes({names.SPAN_SPLIT: split, names.SPAN_INDEX: int(row["index"])})
         # logged while the trace is active, MLflow keeps them in memory and writes them with the
         # trace in one transaction (tracing/client.py log_assessment): not one write each afterwards
         if row.get("gold"):

@@ -21,7 +21,9 @@ import threading
 import time
 from pathlib import Path
 
-TAG = "dspy_mlflow.heartbeat"
+from dspy_mlflow import names
+
+TAG = names.HEARTBEAT
 MISSED_BEATS = 3
 HOST = socket.gethostname()
 
@@ -69,7 +71,7 @@ def end_stale_runs(client, experiment_ids: list[str], *, by: str = "the next job
         if reason is None:
             continue
         line = f"stale run ended KILLED by {by}: {reason}"
-        client.set_tag(run.info.run_id, "dspy_mlflow.error", line)
+        client.set_tag(run.info.run_id, names.ERROR, line)
         client.set_terminated(run.info.run_id, "KILLED")
         ended.append((run.info.run_id, line))
     return ended

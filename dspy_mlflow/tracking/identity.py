@@ -12,11 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dspy_mlflow import names
+from dspy_mlflow.config.secrets import is_secret_key
+
 IDENTITY = ("config", "data", "code")  # the parts of a job's identity, each a hash tag on its run
 
 
 def hash_tag(part: str) -> str:
-    return f"dspy_mlflow.{part}_hash"
+    return names.hash_tag(part)
 
 
 def identity_filter(hashes: Mapping[str, str]) -> str:
@@ -42,7 +45,6 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def is_secret(key: str) -> bool:
     """Keys never sent to MLflow with their value (api_key_env holds a variable NAME, so it is fine)."""
-    from dspy_mlflow.config.secrets import is_secret_key
 
     return is_secret_key(key)
 

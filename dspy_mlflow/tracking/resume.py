@@ -14,11 +14,12 @@ import json
 import tempfile
 from pathlib import Path
 
+from dspy_mlflow import names
 from dspy_mlflow.tracking.identity import identity_filter
 from dspy_mlflow.tracking.run_artifacts import download
 
-PROGRAM_TAG = "dspy_mlflow.program_hash"
-RESUMED_TAG = "dspy_mlflow.resumed_from"
+PROGRAM_TAG = names.PROGRAM_HASH
+RESUMED_TAG = names.RESUMED_FROM
 
 
 def program_hash(state: str) -> str:

@@ -34,8 +34,12 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from dspy_mlflow import names
+from dspy_mlflow.sweep.failed import record_failed_run
+from dspy_mlflow.sweep.state import read_jobs, read_sweep, record_job, write_sweep
+
 log = logging.getLogger(__name__)
-LOST_TAG = "dspy_mlflow.error"
+LOST_TAG = names.ERROR
 
 
 def _init_ray(launcher) -> None:
@@ -70,7 +74,6 @@ def _pin_tracking(sweep_config: DictConfig) -> str | None:
 
 def execute_job(sweep_config: DictConfig, task_function, singleton_state: dict, sweep: dict | None):
     """The Ray task: run one job in a temporary directory of its own; return (JobReturn, records)."""
-    from dspy_mlflow.sweep.state import read_jobs, write_sweep
 
     setup_globals()
     Singleton.set_state(singleton_state)
@@ -105,7 +108,6 @@ def execute_job(sweep_config: DictConfig, task_function, singleton_state: dict, 
 
 def _lost(sweep_config: DictConfig, overrides: list[str], sweep: dict | None, exc: BaseException) -> tuple:
     """A job Ray could not run to the end (its retries exhausted): a FAILED job with a FAILED run."""
-    from dspy_mlflow.sweep.failed import record_failed_run
 
     error = f"the Ray task of this job was lost: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     cfg = OmegaConf.to_container(sweep_config, resolve=False)
@@ -153,8 +155,6 @@ def _end_lost_runs(uri: str | None, sweep: dict | None, kept: set[str]) -> None:
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
     import ray
 
-    from dspy_mlflow.sweep.state import read_sweep, record_job
-
     setup_globals()
     assert launcher.config is not None and launcher.hydra_context is not None and launcher.task_function
     config = launcher.config
@@ -199,6 +199,5 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 
 
 def _read(sweep_dir: Path) -> list[dict]:
-    from dspy_mlflow.sweep.state import read_jobs
 
     return read_jobs(sweep_dir)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import dspy
 
-from dspy_mlflow.strategies import build_program
+from dspy_mlflow.project.strategies import build_program
 
 DATA_PATH = Path(__file__).with_name("data.jsonl")
 FIELDS = ("name", "email", "phone")

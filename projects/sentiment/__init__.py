@@ -14,7 +14,7 @@ from typing import Literal
 
 import dspy
 
-from dspy_mlflow.strategies import build_program
+from dspy_mlflow.project.strategies import build_program
 
 DATA_PATH = Path(__file__).with_name("data.jsonl")
 LABELS = ("positive", "negative")

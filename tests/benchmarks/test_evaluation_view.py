@@ -24,10 +24,10 @@ N_TEST, REPEATS = 200, 3
 def test_evaluation_view_cpu_per_example_and_ratio(tmp_path):
     import dspy
 
-    from dspy_mlflow.job.evaluate import evaluate
     from dspy_mlflow.lm import ledger as ledger_mod
     from dspy_mlflow.lm import offline
     from dspy_mlflow.lm.pricing import Price
+    from dspy_mlflow.steps.evaluate import evaluate
     from projects.sentiment import load_examples, make_program, metric
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")

@@ -32,8 +32,8 @@ def test_provider_throughput_close_to_raw_mlx(tmp_path_factory):
     import litellm
     from mlx_lm import load, stream_generate
 
-    from dspy_mlflow.lm import mlx_provider
-    from dspy_mlflow.lm.mlx_tiny import build_tiny_model
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
+    from dspy_mlflow.lm.mlx.tiny import build_tiny_model
 
     path = build_tiny_model(tmp_path_factory.mktemp("bench") / "tiny", seed=0)
     mlx_provider.setup({"litellm_model": f"mlx/{path}"})

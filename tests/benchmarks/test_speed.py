@@ -215,7 +215,7 @@ def test_job_evaluation_and_its_tracing_vs_plain_dspy_evaluate(tmp_path):
 THREADS = textwrap.dedent("""
     import sys, time
     import dspy
-    from dspy_mlflow.job.evaluate import evaluate
+    from dspy_mlflow.steps.evaluate import evaluate
     from dspy_mlflow.lm import ledger as ledger_mod
     from dspy_mlflow.lm import offline
     from dspy_mlflow.lm.pricing import Price
@@ -336,7 +336,7 @@ def test_added_cpu_per_job_in_a_twelve_job_sweep(tmp_path):
 
 PLAIN_JOB = textwrap.dedent("""
     import dspy
-    from dspy_mlflow.job.splits import split_examples
+    from dspy_mlflow.project.splits import split_examples
     from dspy_mlflow.lm import offline
     from dspy_mlflow.tracking import lm_cache
     from pathlib import Path

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from dspy_mlflow.cli.gate import main as gate_main
 
-from dspy_mlflow.compare.commands import gate_main
 from tests.compare.conftest import log_run, register, rows_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(store, name, capsys, case, m
 def cli(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])  # this checkout
-    return subprocess.run([sys.executable, "-m", "dspy_mlflow.compare.commands", "gate", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "dspy_mlflow", "gate", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from dspy_mlflow.compare.plan import forecast_job, job_configs
 from dspy_mlflow.job.run import run
 from dspy_mlflow.lm.offline import OfflineOptions
-from dspy_mlflow.lm.offline_server import serving
+from dspy_mlflow.lm.offline.server import serving
+from dspy_mlflow.plan.forecast import forecast_job, job_configs
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 

@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from dspy_mlflow.config.paths import conf_dir
-from dspy_mlflow.config.validate import validate
+from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError
 
 GROUPS = ["model", "optimizer", "strategy", "project", "search", "tracking"]

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from dspy_mlflow.config.secrets import check_config, check_overrides, looks_like_secret, scrub, scrub_text
-from dspy_mlflow.config.validate import validate
+from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError
 
 B62 = string.ascii_letters + string.digits

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from dspy_mlflow.errors import ConfigError
-from dspy_mlflow.tracking_check import check_tracking_uri
+from dspy_mlflow.tracking.store import check_tracking_uri
 
 
 @pytest.mark.parametrize(("uri", "allowed"), [

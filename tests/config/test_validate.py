@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from dspy_mlflow.config.validate import validate
+from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError, ProjectError
 
 
@@ -76,7 +76,7 @@ def test_the_allowed_combinations_pass(compose_cfg, overrides):
 
 
 def test_a_program_factory_that_raises_is_a_project_error(tmp_path):
-    from dspy_mlflow.project_loader import check_program, load_project
+    from dspy_mlflow.project.loader import check_program, load_project
 
     source = (tmp_path / "task.py")
     source.write_text(

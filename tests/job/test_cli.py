@@ -166,7 +166,7 @@ def test_sixteen_threads_with_every_example_traced_write_the_sqlite_store_cleanl
 
 
 def test_the_summary_of_a_cached_run_shows_its_cache_hits_and_list_cost():
-    from dspy_mlflow.app import _summary
+    from dspy_mlflow.cli.app import _summary
     from dspy_mlflow.job.result import JobResult
 
     cached = JobResult("r1", "FINISHED", {"test/score": 0.8, "eval/cache_hits": 120, "compile/cache_hits": 64,

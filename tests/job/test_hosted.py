@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from dspy_mlflow.lm.offline_server import serving
+from dspy_mlflow.lm.offline.server import serving
 from tests.conftest import NOT_EVALUATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -230,8 +230,8 @@ def test_a_loaded_offline_program_with_bad_provider_options_gets_no_lm():
 def test_trace_sampling_traces_the_chosen_share_of_examples(compose_cfg, workdir, cap):
     """At 30%, uncapped: every sampled example; capped at 2: the 2 lowest draws of each split, the
     same dev examples before (baseline) and after compiling."""
-    from dspy_mlflow.job.splits import split_examples
-    from dspy_mlflow.job.trace_sampling import draw
+    from dspy_mlflow.project.splits import split_examples
+    from dspy_mlflow.steps.trace_sampling import draw
     from projects.sentiment import load_examples
 
     cfg = job_cfg(compose_cfg, workdir, "optimizer=labeled_few_shot", "registry.register=false",
@@ -302,7 +302,7 @@ def test_traced_examples_do_not_depend_on_the_split_order():
 
     import dspy
 
-    from dspy_mlflow.job.trace_sampling import traced_indices
+    from dspy_mlflow.steps.trace_sampling import traced_indices
 
     examples = [dspy.Example(text=f"example {i}").with_inputs("text") for i in range(500)]
     picked = {examples[i].text for i in traced_indices(examples, 0.05, 3)}

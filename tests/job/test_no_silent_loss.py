@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from dspy_mlflow.errors import DspyMlflowError
 from dspy_mlflow.job.run import run
 from dspy_mlflow.lm.offline import OfflineOptions
-from dspy_mlflow.lm.offline_server import serving
+from dspy_mlflow.lm.offline.server import serving
 from tests.conftest import NOT_EVALUATIONS, write_fruit_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

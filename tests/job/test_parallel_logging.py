@@ -21,7 +21,7 @@ def _log_same_splits(uri: str, run_id: str, go: str) -> str:
     import dspy
     import mlflow
 
-    from dspy_mlflow.job.logging import log_splits
+    from dspy_mlflow.tracking.run_logging import log_splits
 
     mlflow.set_tracking_uri(uri)
     splits = {name: [dspy.Example(text=f"{name} {i}", label="x").with_inputs("text") for i in range(5)]

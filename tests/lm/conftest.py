@@ -29,7 +29,7 @@ def _require_mlx() -> None:
 def mlx_tiny_path(tmp_path_factory) -> Path:
     """A tiny Llama (seed 0) built in a session tmp folder."""
     _require_mlx()
-    from dspy_mlflow.lm.mlx_tiny import build_tiny_model
+    from dspy_mlflow.lm.mlx.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("mlx") / "tiny", seed=0)
 
@@ -38,7 +38,7 @@ def mlx_tiny_path(tmp_path_factory) -> Path:
 def mlx_tiny_path_b(tmp_path_factory) -> Path:
     """A second tiny model folder (seed 1), for LRU tests."""
     _require_mlx()
-    from dspy_mlflow.lm.mlx_tiny import build_tiny_model
+    from dspy_mlflow.lm.mlx.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("mlx") / "tiny_b", seed=1)
 
@@ -46,7 +46,7 @@ def mlx_tiny_path_b(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mlx_registered(mlx_tiny_path) -> Path:
     """The mlx provider registered with LiteLLM (through setup()) for the tiny model."""
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     mlx_provider.setup(
         {"litellm_model": f"mlx/{mlx_tiny_path}", "provider_options": {"max_loaded_models": 1}}

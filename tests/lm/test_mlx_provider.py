@@ -134,7 +134,7 @@ def test_dspy_lm_call_returns_text(mlx_registered):
 def test_threads_share_one_loaded_model(mlx_registered):
     import litellm
 
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     mlx_provider.CACHE.clear()
     before = mlx_provider.load_count()
@@ -152,7 +152,7 @@ def test_threads_share_one_loaded_model(mlx_registered):
 def test_lru_evicts_with_max_loaded_models_one(mlx_registered, mlx_tiny_path_b):
     import litellm
 
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     a, b = mlx_registered.resolve(), mlx_tiny_path_b.resolve()
     mlx_provider.CACHE.clear()
@@ -177,7 +177,7 @@ def test_lru_evicts_with_max_loaded_models_one(mlx_registered, mlx_tiny_path_b):
 
 
 def test_missing_hub_model_names_model_cache_and_command():
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     repo = "mlx-community/no-such-model-for-tests-4bit"
     with pytest.raises(ProviderError) as info:
@@ -190,7 +190,7 @@ def test_missing_hub_model_names_model_cache_and_command():
 
 
 def test_missing_local_folder_names_path_and_command(tmp_path):
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     missing = tmp_path / "nothing_here"
     with pytest.raises(ProviderError) as info:
@@ -232,7 +232,7 @@ def test_setup_registration_is_idempotent_and_keeps_other_providers(mlx_register
     import litellm
     from litellm import CustomLLM
 
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     saved = list(litellm.custom_provider_map)
     other = CustomLLM()
@@ -250,7 +250,7 @@ def test_setup_registration_is_idempotent_and_keeps_other_providers(mlx_register
 
 
 def test_setup_rejects_non_mlx_model():
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     with pytest.raises(ProviderError, match="not an MLX model"):
         mlx_provider.setup({"litellm_model": "openai/gpt-4o"})
@@ -284,7 +284,7 @@ def test_coexists_with_offline_provider(mlx_registered):
     offline = pytest.importorskip("dspy_mlflow.lm.offline")
     import litellm
 
-    from dspy_mlflow.lm import mlx_provider
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     saved = list(litellm.custom_provider_map)
     try:

@@ -17,7 +17,8 @@ MODEL_KEYS = {
 
 
 def test_build_is_deterministic_and_idempotent(tmp_path, mlx_tiny_path):
-    from dspy_mlflow.lm.mlx_tiny import REQUIRED_FILES, build_tiny_model, main
+    from dspy_mlflow.cli.build_mlx_tiny import main
+    from dspy_mlflow.lm.mlx.tiny import REQUIRED_FILES, build_tiny_model
 
     other = build_tiny_model(tmp_path / "again", seed=0)
     for name in REQUIRED_FILES:
@@ -45,7 +46,7 @@ def test_tiny_model_loads_with_chat_template(mlx_tiny_raw, mlx_tiny_path):
 
 
 def test_default_tiny_path_honours_env(monkeypatch, tmp_path):
-    from dspy_mlflow.lm.mlx_tiny import default_tiny_path
+    from dspy_mlflow.lm.mlx.tiny import default_tiny_path
 
     monkeypatch.delenv("DSPY_MLFLOW_MLX_TINY", raising=False)
     monkeypatch.setenv("DSPY_MLFLOW_HOME", str(tmp_path))

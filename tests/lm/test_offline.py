@@ -223,7 +223,7 @@ def test_import_does_not_load_litellm():
     import sys
 
     code = (
-        "import sys, dspy_mlflow.lm.offline, dspy_mlflow.lm.offline_server; print('litellm' in sys.modules)"
+        "import sys, dspy_mlflow.lm.offline, dspy_mlflow.lm.offline.server; print('litellm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"

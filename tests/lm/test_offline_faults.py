@@ -26,7 +26,8 @@ import yaml
 from dspy_mlflow.errors import ConfigError
 from dspy_mlflow.lm import offline
 from dspy_mlflow.lm.offline import FAULT_KINDS, FaultInjector, OfflineOptions, check_options
-from dspy_mlflow.lm.offline_server import build_parser, main, options_from_args, start_server
+from dspy_mlflow.cli.serve_offline import build_parser, main, options_from_args
+from dspy_mlflow.lm.offline.server import start_server
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "offline.yaml"
 ERROR_STATUS = {"rate_limit": 429, "server_error": 500, "bad_gateway": 502, "unavailable": 503}

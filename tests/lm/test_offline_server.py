@@ -17,7 +17,7 @@ import dspy
 import pytest
 
 from dspy_mlflow.lm.offline import OfflineOptions
-from dspy_mlflow.lm.offline_server import serving, start_server
+from dspy_mlflow.lm.offline.server import serving, start_server
 
 pytestmark = pytest.mark.server
 
@@ -185,7 +185,7 @@ def test_main_in_subprocess_prints_url_and_answers():
         [
             sys.executable,
             "-c",
-            "import sys; from dspy_mlflow.lm.offline_server import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from dspy_mlflow.cli.serve_offline import main; sys.exit(main(sys.argv[1:]))",
             "--port",
             "0",
             "--latency-ms",
@@ -214,7 +214,7 @@ def test_main_in_subprocess_prints_url_and_answers():
 
 
 def test_main_rejects_bad_options(capsys):
-    from dspy_mlflow.lm.offline_server import main
+    from dspy_mlflow.cli.serve_offline import main
 
     assert main(["--fault-rate", "2"]) == 2
     assert "fault_rate" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""dspy_mlflow.project_loader: happy paths and every error, with messages that say what and where."""
+"""dspy_mlflow.project.loader: happy paths and every error, with messages that say what and where."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import dspy
 import pytest
 
 from dspy_mlflow.errors import ProjectError
-from dspy_mlflow.project_loader import Project, load_project, signature_hash
+from dspy_mlflow.project.loader import Project, load_project, signature_hash
 
 GOOD = '''
 import dspy
-from dspy_mlflow.strategies import build_program
+from dspy_mlflow.project.strategies import build_program
 
 
 class signature(dspy.Signature):
@@ -267,7 +267,7 @@ def test_signature_hash_stable_and_sensitive():
 
 
 def test_signature_hash_same_in_another_process():
-    code = "from dspy_mlflow.project_loader import signature_hash; import projects.sentiment as s; print(signature_hash(s.signature))"
+    code = "from dspy_mlflow.project.loader import signature_hash; import projects.sentiment as s; print(signature_hash(s.signature))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.strip()

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 import projects.contact_extraction as contacts
 import projects.sentiment as sentiment
-from dspy_mlflow.project_loader import load_project
-from dspy_mlflow.strategies import STRATEGIES
+from dspy_mlflow.project.loader import load_project
+from dspy_mlflow.project.strategies import STRATEGIES
 
 CFGS = {
     "predict": {"name": "predict"},

@@ -1,4 +1,4 @@
-"""dspy_mlflow.strategies: the three strategies, their errors, and JSON state round trips."""
+"""dspy_mlflow.project.strategies: the three strategies, their errors, and JSON state round trips."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import projects.contact_extraction as contacts
 import projects.sentiment as sentiment
 from dspy_mlflow.errors import ConfigError
-from dspy_mlflow.strategies import STRATEGIES, build_program, outputs_present
+from dspy_mlflow.project.strategies import STRATEGIES, build_program, outputs_present
 
 STRATEGY_CFGS = {
     "predict": {"name": "predict"},

@@ -69,12 +69,12 @@ class UiServer:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> UiServer:
-    """`python -m dspy_mlflow.registry.commands ui` on a fresh sqlite store: an mlflow server on loopback."""
+    """`python -m dspy_mlflow ui` on a fresh sqlite store: an mlflow server on loopback."""
     root = tmp_path_factory.mktemp("server_store")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)  # the ui command must set it for the child itself
     env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [sys.executable, "-m", "dspy_mlflow.registry.commands", "ui", "--port", "0",
+    cmd = [sys.executable, "-m", "dspy_mlflow", "ui", "--port", "0",
            "--tracking-uri", f"sqlite:///{root}/server.db", "--artifacts-destination", str(root / "artifacts"),
            "--timeout", "150"]
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -168,7 +168,7 @@ def job(
     import mlflow
     import yaml
 
-    from dspy_mlflow.project_loader import signature_hash as sig_hash
+    from dspy_mlflow.project.loader import signature_hash as sig_hash
     from dspy_mlflow.registry.register import register_program
     from dspy_mlflow.registry.serving import provider_restore
     from projects import sentiment

@@ -37,7 +37,7 @@ BAD_PROMOTIONS = [
 
 
 def test_promote_bad_input_is_one_line_and_changes_nothing(two_models, store, capsys):
-    from dspy_mlflow.registry.commands import promote_main
+    from dspy_mlflow.cli.promote import main as promote_main
 
     name, other = two_models
     before = registry_snapshot(store, name), registry_snapshot(store, other)
@@ -60,7 +60,9 @@ def test_gate_reads_the_run_metric_when_the_tag_is_missing(two_models, store):
 
 
 def test_lineage_rollback_resolve_unknown(store, capsys):
-    from dspy_mlflow.registry.commands import lineage_main, rollback_main
+    from dspy_mlflow.cli.lineage import main as lineage_main
+    from dspy_mlflow.cli.rollback import main as rollback_main
+
     from dspy_mlflow.registry.register import resolve_parent
 
     assert lineage_main(["--tracking-uri", store, "no_such_model"]) == 2
@@ -100,7 +102,7 @@ def test_register_with_unknown_parent_registers_nothing(store, model_name, examp
 
 
 def test_rollback_without_production(store, model_name, examples, capsys):
-    from dspy_mlflow.registry.commands import rollback_main
+    from dspy_mlflow.cli.rollback import main as rollback_main
 
     job(model_name, examples)
     assert rollback_main(["--tracking-uri", store, model_name]) == 2

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.usefixtures("offline_lm")
 
 def test_runs_frame_and_csv(sqlite_store, model_name, examples, tmp_path, capsys):
     import mlflow
+    from dspy_mlflow.cli.runs import main as runs_main
 
-    from dspy_mlflow.registry.commands import runs_main
-    from dspy_mlflow.registry.compare import COLUMNS, runs_frame
+    from dspy_mlflow.report.runs_table import COLUMNS, runs_frame
 
     exp = f"cmp_{model_name}"
     job(model_name, examples, experiment=exp, sweep_id="sw1")
@@ -56,7 +56,7 @@ def test_runs_frame_and_csv(sqlite_store, model_name, examples, tmp_path, capsys
 @pytest.mark.slow
 def test_ui_command_serves_the_store_offline(mlflow_server, capsys):
     """The session server was started by `ui` with LITELLM_LOCAL_MODEL_COST_MAP removed from its env."""
-    from dspy_mlflow.registry.commands import ui_main
+    from dspy_mlflow.cli.ui import main as ui_main
 
     assert mlflow_server.line.startswith("MLflow UI: http://127.0.0.1:")
     with urllib.request.urlopen(mlflow_server.url + "/", timeout=10) as r:

@@ -18,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from dspy_mlflow.lm.offline import OfflineOptions
-from dspy_mlflow.lm.offline_server import serving
+from dspy_mlflow.lm.offline.server import serving
 from tests.conftest import NOT_EVALUATIONS
 
 from .proxy import Tally, logging_proxy

@@ -111,7 +111,7 @@ def test_the_job_call_reads_the_tracking_config(store):
 
 
 def test_raw_outputs_table_reads_index_inputs_gold_prediction_score_error_first(store, tmp_path):
-    from dspy_mlflow.job.logging import log_raw_outputs
+    from dspy_mlflow.tracking.run_logging import log_raw_outputs
 
     raw = tmp_path / "raw_outputs.jsonl"
     raw.write_text("".join(json.dumps(r) + "\n" for r in rows(3, 2)))

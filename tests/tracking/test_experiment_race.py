@@ -12,7 +12,7 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from mlflow.tracking._tracking_service.client import TrackingServiceClient
 
-from dspy_mlflow.job.run import _experiment
+from dspy_mlflow.tracking.experiment import activate_experiment
 
 
 def test_an_experiment_created_meanwhile_by_another_process_is_the_active_one(tmp_path, monkeypatch):
@@ -32,7 +32,7 @@ def test_an_experiment_created_meanwhile_by_another_process_is_the_active_one(tm
         return real_lookup(self, experiment_name)
 
     monkeypatch.setattr(TrackingServiceClient, "get_experiment_by_name", lost_race)
-    experiment = _experiment({"tracking": {"experiment": name}}, sweep=None)
+    experiment = activate_experiment(name)
     assert experiment.name == name and calls, "the lookup lost the race"
     with mlflow.start_run() as run:
         pass

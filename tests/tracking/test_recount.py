@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from dspy_mlflow.errors import ProviderError
 from dspy_mlflow.job.run import run
 from dspy_mlflow.lm.offline import OfflineOptions
-from dspy_mlflow.lm.offline_server import serving
+from dspy_mlflow.lm.offline.server import serving
 
 from .proxy import Tally, logging_proxy
 

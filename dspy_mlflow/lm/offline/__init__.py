@@ -28,7 +28,7 @@ resets, answers without usage and garbled bodies.
 
 It is registered as the LiteLLM custom provider ``offline`` by :func:`setup`
 (:mod:`.provider`) and is reachable as ``dspy.LM("offline/<anything>")``.
-:mod:`dspy_mlflow.lm.offline_server` serves the same model over an
+:mod:`dspy_mlflow.lm.offline.server` serves the same model over an
 OpenAI-compatible HTTP API on loopback, with the faults on the wire.
 
 This package imports neither litellm nor dspy at import time;
@@ -39,13 +39,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from dspy_mlflow.lm.faults import FAULT_KINDS, Fault, FaultInjector
 from dspy_mlflow.lm.offline.fallbacks import FALLBACK_STR
-from dspy_mlflow.lm.offline.faults import FAULT_KINDS, Fault, FaultInjector
 from dspy_mlflow.lm.offline.learner import answer
 from dspy_mlflow.lm.offline.options import OfflineOptionError, OfflineOptions, check_options
 from dspy_mlflow.lm.offline.prompt import NOT_SUPPLIED
-from dspy_mlflow.lm.offline.provider import PROVIDER, check, current_options, get_handler, setup
-from dspy_mlflow.lm.offline.usage import count_tokens, usage_for
+from dspy_mlflow.lm.offline.provider import (
+    PROVIDER,
+    check,
+    current_options,
+    get_handler,
+    handler_class,
+    setup,
+)
+from dspy_mlflow.lm.usage import count_tokens, usage_for
 
 __all__ = [
     "FALLBACK_STR",
@@ -70,7 +77,6 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "OfflineLLM":  # built lazily: it subclasses litellm.CustomLLM
-        from dspy_mlflow.lm.offline.provider import handler_class
 
         return handler_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

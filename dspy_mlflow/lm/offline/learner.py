@@ -26,7 +26,7 @@ from dspy_mlflow.lm.offline.prompt import (
     parse_system,
     strip_query_suffix,
 )
-from dspy_mlflow.lm.offline.usage import content_text, usage_for
+from dspy_mlflow.lm.usage import content_text, usage_for
 
 if TYPE_CHECKING:
     from dspy_mlflow.lm.offline.options import OfflineOptions

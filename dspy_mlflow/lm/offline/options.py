@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from dspy_mlflow.errors import ConfigError
-from dspy_mlflow.lm.offline.faults import FAULT_KINDS, LEGACY
+from dspy_mlflow.lm.faults import FAULT_KINDS, LEGACY
 
 _RATE_SUM_TOLERANCE = 1e-9
 

@@ -26,7 +26,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from dspy_mlflow.lm.offline.faults import Fault, FaultInjector
+from dspy_mlflow import names
+from dspy_mlflow.errors import ProviderError
+from dspy_mlflow.lm.faults import Fault, FaultInjector
 from dspy_mlflow.lm.offline.learner import answer
 from dspy_mlflow.lm.offline.options import OfflineOptions
 
@@ -170,7 +172,6 @@ def check(model_cfg: Mapping | None = None) -> OfflineOptions:
     try:
         return OfflineOptions.from_mapping(dict(raw) if raw else None)
     except (ValueError, TypeError) as exc:
-        from dspy_mlflow.errors import ProviderError
 
         raise ProviderError(f"model provider 'offline': {exc}") from exc
 
@@ -197,4 +198,4 @@ def setup(model_cfg: Mapping | None = None) -> dict[str, str]:
         from litellm.utils import custom_llm_setup
 
         custom_llm_setup()
-    return {"dspy_mlflow.offline": "nearest-neighbour"}
+    return {names.OFFLINE: "nearest-neighbour"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dspy_mlflow.lm.offline.faults import FAULT_KINDS
+from dspy_mlflow.lm.faults import FAULT_KINDS
 
 _TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 

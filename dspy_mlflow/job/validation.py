@@ -1,0 +1,31 @@
+"""A job's config checked whole before anything runs: config/validate.py's checks, then each
+section by the component that owns it (it names the key, the bad value and what is allowed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dspy_mlflow.config.validate import validate
+from dspy_mlflow.lm.providers import check_section as check_model
+from dspy_mlflow.project.strategies import check_section as check_strategy
+from dspy_mlflow.search.space import check_section as check_search
+from dspy_mlflow.steps.optimizers import check_entry
+from dspy_mlflow.tracking.cache_section import check_section as check_cache_section
+
+
+def check_cache(cfg: Mapping) -> None:
+    check_cache_section(cfg.get("cache") or {})
+
+
+def check_optimizer(cfg: Mapping) -> None:
+    check_entry(cfg["optimizer"])
+
+
+# group -> its owner's checker, in the order they run (the search checks its space against the optimizer)
+OWNERS = {"cache": check_cache, "model": check_model, "strategy": check_strategy,
+          "optimizer": check_optimizer, "search": check_search}
+
+
+def validate_job(conf: Mapping) -> None:
+    """A ConfigError (one line) for the first mistake in ``conf``; nothing when it can run."""
+    validate(conf, OWNERS)
