@@ -26,8 +26,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from dspy_mlflow import names
+from dspy_mlflow.tracking.heartbeat import beat_value
 from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
 
+WRITER_BEAT_S = 600  # the view is written in seconds; a lost machine is found after 3 of these
 DEFAULT_MAX_EXAMPLES = 100  # ~25-46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~2.5-5 s a job at most
 SOURCE_ID = names.ASSESSMENT_SOURCE
 EVALUATES_TAG = names.EVALUATES  # on the evaluation run: the job's run id
@@ -55,7 +57,9 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
         return LoggedEvaluation(None, 0)
     client = MlflowClient()
     job = client.get_run(run_id)
-    tags = {MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE, EVALUATES_TAG: run_id}
+    # its writer's heartbeat: a kill -9 while it is written leaves a run the next job ends KILLED
+    tags = {MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE, EVALUATES_TAG: run_id,
+            names.HEARTBEAT: beat_value(WRITER_BEAT_S)}
     if parent := job.data.tags.get(MLFLOW_PARENT_RUN_ID):
         tags[MLFLOW_PARENT_RUN_ID] = parent
     evaluation = client.create_run(job.info.experiment_id, run_name=f"{job.info.run_name} ({split})", tags=tags)

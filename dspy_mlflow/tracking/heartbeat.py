@@ -66,8 +66,9 @@ def end_stale_runs(client, experiment_ids: list[str], *, by: str = "the next job
     ended = []
     runs = client.search_runs(experiment_ids, "attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY,
                               max_results=500)
+    status = {run.info.run_id: run.info.status for run in runs}
     for run in runs:
-        reason = stale_reason(run.data.tags.get(TAG))
+        reason = stale_reason(run.data.tags.get(TAG)) or _orphaned(run, status)
         if reason is None:
             continue
         line = f"stale run ended KILLED by {by}: {reason}"
@@ -75,6 +76,14 @@ def end_stale_runs(client, experiment_ids: list[str], *, by: str = "the next job
         client.set_terminated(run.info.run_id, "KILLED")
         ended.append((run.info.run_id, line))
     return ended
+
+
+def _orphaned(run, running: dict[str, str]) -> str | None:
+    """An evaluation run written before evaluation runs had a heartbeat, whose job is no longer RUNNING."""
+    job = run.data.tags.get(names.EVALUATES)
+    if not job or TAG in run.data.tags or job in running:
+        return None
+    return f"its job run {job} is no longer running"
 
 
 class Heartbeat:
