@@ -9,7 +9,6 @@ from dspy_mlflow.cli.main import main as cli_main
 
 
 def main() -> None:
-
     cli_main([token for arg in sys.argv[1:] for token in shlex.split(arg)])
 
 

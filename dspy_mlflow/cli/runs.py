@@ -26,7 +26,6 @@ def main(argv: list[str]) -> int:
             try:
                 frame.to_csv(a.csv, index=False)
             except OSError as exc:
-
                 raise ConfigError("--csv", a.csv, f"a writable file path ({exc})") from exc
         if frame.empty:
             print(f"no runs in experiment {a.experiment!r}" + (f" for sweep {a.sweep}" if a.sweep else ""))

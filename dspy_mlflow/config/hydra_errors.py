@@ -48,7 +48,6 @@ def _free_form(node) -> bool:
 
 
 def _not_allowed(key: str, value: object, allowed: str) -> str:
-
     return str(ConfigError(key, value, allowed))
 
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from dspy_mlflow.config.hydra_errors import describe
 from dspy_mlflow.config.paths import conf_dir
-from dspy_mlflow.config.schema import register_schemas
 from dspy_mlflow.errors import DspyMlflowError
 from dspy_mlflow.job.run import run
+from dspy_mlflow.job.validation import register_config_schemas
 from dspy_mlflow.lm import ledger as ledger_mod
 from dspy_mlflow.lm.pricing import resolve_price
 from dspy_mlflow.lm.providers import build_lm, preflight
@@ -69,15 +69,15 @@ def _from_history(conf: dict, label: str) -> Forecast | None:
     experiment = mlflow.get_experiment_by_name(str(conf["tracking"]["experiment"]))
     if experiment is None:
         return None
-    run, _ = find_finished(experiment.experiment_id, prepared.hashes)
-    if run is None:
+    found, _ = find_finished(experiment.experiment_id, prepared.hashes)
+    if found is None:
         return None
-    m = run.data.metrics
+    m = found.data.metrics
     tokens_in = int(m.get("eval/list_tokens_in", 0) + m.get("compile/list_tokens_in", 0))
     tokens_out = int(m.get("eval/list_tokens_out", 0) + m.get("compile/list_tokens_out", 0))
     calls = int(m.get("lm/calls", 0) + m.get("eval/cache_hits", 0) + m.get("compile/cache_hits", 0))
-    duration = (run.info.end_time - run.info.start_time) / 1000.0 if run.info.end_time else 0.0
-    return Forecast(label, f"history ({run.info.run_id[:8]})", calls, tokens_in, tokens_out,
+    duration = (found.info.end_time - found.info.start_time) / 1000.0 if found.info.end_time else 0.0
+    return Forecast(label, f"history ({found.info.run_id[:8]})", calls, tokens_in, tokens_out,
                     float(m.get("cost/list_usd", m.get("cost/total_usd", 0.0))), duration)
 
 
@@ -135,7 +135,6 @@ def _dry_run(conf: dict) -> Any:
 
 
 def _from_probe(conf: dict, label: str) -> Forecast:
-
     probe = _probe(conf)
     m = _dry_run(conf)
     calls = int(m.get("lm/calls", 0))
@@ -170,7 +169,7 @@ def job_configs(overrides: list[str], multirun: bool) -> list[tuple[str, dict]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    register_schemas()
+    register_config_schemas()
     if multirun:
         parsed = OverridesParser.create().parse_overrides(overrides)
         batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)

@@ -63,8 +63,8 @@ def runs_frame(
     c = store.client(tracking_uri)
     exp = c.get_experiment_by_name(experiment)
     if exp is None:
-        names = sorted(e.name for e in c.search_experiments(max_results=50))
-        raise ConfigError("experiment", experiment, "existing experiments: " + (", ".join(names) or "none"))
+        existing = sorted(e.name for e in c.search_experiments(max_results=50))
+        raise ConfigError("experiment", experiment, "existing experiments: " + (", ".join(existing) or "none"))
     filter_string = f"tags.`{SWEEP_TAG}` = '{C.quote(sweep_id)}'" if sweep_id else ""
     runs, token = [], None
     while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dspy_mlflow import names
 from dspy_mlflow.project.loader import project_name
 
 
@@ -15,16 +16,14 @@ def record_failed_run(cfg: Mapping, *, sweep_id: str, parent_run_id: str | None,
     experiment = client.get_experiment_by_name(str(tracking.get("experiment")))
     if experiment is None:
         return None
-    names = {g: str((cfg.get(g) or {}).get("name")) for g in ("model", "optimizer", "strategy", "project")}
+    params = {g: str((cfg.get(g) or {}).get("name")) for g in ("model", "optimizer", "strategy", "project")}
     if cfg.get("project"):  # named after its module when not named, as the job would be
-
-        names["project"] = project_name(cfg["project"])
+        params["project"] = project_name(cfg["project"])
     tags = {names.SWEEP_ID: sweep_id, names.ERROR: error[:5000]}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment.experiment_id, run_name="-".join(names[g] for g in names if g != "project"),
-                            tags=tags)
-    for key, value in names.items():
+    run = client.create_run(experiment.experiment_id, run_name=names.run_name(cfg), tags=tags)
+    for key, value in params.items():
         client.log_param(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id, "FAILED")
     return run.info.run_id

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dspy_mlflow.cli.gate import main as gate_main
 
+from dspy_mlflow.cli.gate import main as gate_main
 from tests.compare.conftest import log_run, register, rows_of
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from dspy_mlflow.config.paths import conf_dir
-from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.job.validation import validate_job as validate
 
 GROUPS = ["model", "optimizer", "strategy", "project", "search", "tracking"]
 ENTRIES = [(g, p.stem) for g in GROUPS for p in sorted((conf_dir() / g).glob("*.yaml"))]

@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from dspy_mlflow.config.secrets import check_config, check_overrides, looks_like_secret, scrub, scrub_text
-from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.job.validation import validate_job as validate
 
 B62 = string.ascii_letters + string.digits
 KEYS = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError, ProjectError
+from dspy_mlflow.job.validation import validate_job as validate
 
 
 def plain(compose_cfg, *overrides):

@@ -209,7 +209,9 @@ def test_missing_local_folder_names_path_and_command(tmp_path):
 def test_setup_builds_tiny_model_and_expands_home(tmp_path, monkeypatch):
     import litellm
 
-    from dspy_mlflow.lm import hardware, mlx_provider
+    from dspy_mlflow.lm import hardware
+    from dspy_mlflow.lm.mlx import models as mlx_models
+    from dspy_mlflow.lm.mlx import provider as mlx_provider
 
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = {
@@ -225,7 +227,7 @@ def test_setup_builds_tiny_model_and_expands_home(tmp_path, monkeypatch):
         assert tags[key]
     r = litellm.completion(model="mlx/~/models/tiny", messages=MSGS, max_tokens=4)
     assert r.usage.completion_tokens > 0
-    mlx_provider.CACHE.clear()
+    mlx_models.CACHE.clear()
 
 
 def test_setup_registration_is_idempotent_and_keeps_other_providers(mlx_registered):

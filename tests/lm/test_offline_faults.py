@@ -23,10 +23,10 @@ import httpx
 import pytest
 import yaml
 
+from dspy_mlflow.cli.serve_offline import build_parser, main, options_from_args
 from dspy_mlflow.errors import ConfigError
 from dspy_mlflow.lm import offline
 from dspy_mlflow.lm.offline import FAULT_KINDS, FaultInjector, OfflineOptions, check_options
-from dspy_mlflow.cli.serve_offline import build_parser, main, options_from_args
 from dspy_mlflow.lm.offline.server import start_server
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model" / "offline.yaml"

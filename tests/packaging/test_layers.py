@@ -12,9 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "dspy_mlflow"
-# the lazy boundaries: the command line loads Hydra's app only for a job, a job loads MLflow only when it runs
 ROOMS = {p.stem for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
-ALLOWED_FUNCTION_IMPORTS = {("dspy_mlflow.cli.main", "dspy_mlflow.cli"), ("dspy_mlflow.job.run", "dspy_mlflow.job")}
+# the lazy boundaries: the command line loads Hydra's app only for a job, a job loads MLflow only when it runs,
+# Hydra's sweep callback (instantiated for every run) loads the sweep's parent run only for a multirun
+ALLOWED_FUNCTION_IMPORTS = {("dspy_mlflow.cli.main", "dspy_mlflow.cli"), ("dspy_mlflow.job.run", "dspy_mlflow.job"),
+                            ("dspy_mlflow.sweep.callback", "dspy_mlflow.sweep.parent")}
 
 
 def _imports(path: Path):

@@ -62,7 +62,6 @@ def test_gate_reads_the_run_metric_when_the_tag_is_missing(two_models, store):
 def test_lineage_rollback_resolve_unknown(store, capsys):
     from dspy_mlflow.cli.lineage import main as lineage_main
     from dspy_mlflow.cli.rollback import main as rollback_main
-
     from dspy_mlflow.registry.register import resolve_parent
 
     assert lineage_main(["--tracking-uri", store, "no_such_model"]) == 2

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.usefixtures("offline_lm")
 
 def test_runs_frame_and_csv(sqlite_store, model_name, examples, tmp_path, capsys):
     import mlflow
-    from dspy_mlflow.cli.runs import main as runs_main
 
+    from dspy_mlflow.cli.runs import main as runs_main
     from dspy_mlflow.report.runs_table import COLUMNS, runs_frame
 
     exp = f"cmp_{model_name}"

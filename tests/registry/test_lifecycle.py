@@ -16,10 +16,10 @@ pytestmark = pytest.mark.usefixtures("offline_lm")
 def test_three_generations_promote_gate_force_rollback_and_load(store, model_name, examples, capsys):
     import dspy
     import mlflow
+
     from dspy_mlflow.cli.lineage import main as lineage_main
     from dspy_mlflow.cli.promote import main as promote_main
     from dspy_mlflow.cli.rollback import main as rollback_main
-
     from dspy_mlflow.registry import load_program
     from dspy_mlflow.registry.lineage import lineage
     from dspy_mlflow.registry.register import resolve_parent

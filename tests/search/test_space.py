@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.job.validation import validate_job as validate
 from dspy_mlflow.search.space import check_search, merged_space
 from dspy_mlflow.search.storage import display_url, storage_url, study_name
 

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from dspy_mlflow import names
 from dspy_mlflow.sweep.leaderboard import COLUMNS, build_leaderboard, format_board, log_leaderboard
 from tests.compare.conftest import log_run, rows_of
 
@@ -69,9 +70,7 @@ def test_intervals_and_not_worse_than_best(store, tmp_path):
     with mlflow.start_run() as parent:
         pass
     log_leaderboard(store, parent.info.run_id, board, tmp_path)
-    from dspy_mlflow.sweep.leaderboard import REUSED_TAG
-
-    assert mlflow.get_run(parent.info.run_id).data.tags[REUSED_TAG] == skipped  # runs --sweep lists it from here
+    assert mlflow.get_run(parent.info.run_id).data.tags[names.REUSED_RUNS] == skipped  # runs --sweep lists it from here
     back = pd.read_csv(tmp_path / "leaderboard.csv")
     assert back["test/score"].tolist()[:3] == pytest.approx([0.8, 0.8, 0.75])  # unrounded in the CSV
     assert back["not_worse_than_best"].tolist()[:3] == [True, True, True]

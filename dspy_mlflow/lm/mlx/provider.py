@@ -353,15 +353,13 @@ def setup(model_cfg: Mapping) -> dict[str, str]:
         ) from None
 
     name = strip_prefix(litellm_model)
-    if build_if_missing and looks_local(name):
-
-        if not is_complete(_expand(name)):
-            try:
-                build_tiny_model(_expand(name), seed=int(_get(options, "seed", 0)))
-            except Exception as exc:
-                raise ProviderError(
-                    f"could not build the tiny MLX model in {_expand(name)}: {type(exc).__name__}: {exc}"
-                ) from None
+    if build_if_missing and looks_local(name) and not is_complete(_expand(name)):
+        try:
+            build_tiny_model(_expand(name), seed=int(_get(options, "seed", 0)))
+        except Exception as exc:
+            raise ProviderError(
+                f"could not build the tiny MLX model in {_expand(name)}: {type(exc).__name__}: {exc}"
+            ) from None
     path = resolve_model_path(name)
     set_max_loaded_models(int(max_loaded))
     register()

@@ -172,7 +172,6 @@ def check(model_cfg: Mapping | None = None) -> OfflineOptions:
     try:
         return OfflineOptions.from_mapping(dict(raw) if raw else None)
     except (ValueError, TypeError) as exc:
-
         raise ProviderError(f"model provider 'offline': {exc}") from exc
 
 

@@ -67,7 +67,7 @@ def test_only_a_duplicate_row_is_retried(monkeypatch):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from dspy_mlflow.job import logging as job_logging
+    from dspy_mlflow.tracking import run_logging as job_logging
 
     calls = []
 
