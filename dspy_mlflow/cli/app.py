@@ -17,15 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from dspy_mlflow.config.hydra_errors import describe
 from dspy_mlflow.config.paths import conf_dir
-from dspy_mlflow.config.schema import register_schemas
 from dspy_mlflow.errors import DspyMlflowError
 from dspy_mlflow.job.result import JobResult
 from dspy_mlflow.job.run import run
+from dspy_mlflow.job.validation import register_config_schemas
 from dspy_mlflow.sweep import callback
 from dspy_mlflow.sweep.failed import record_failed_run
 from dspy_mlflow.sweep.state import record_job, sweep_context
 
-register_schemas()
+register_config_schemas()
 # the user's ./conf search path is optional; set here so joblib workers, which import this module, agree
 warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")
 

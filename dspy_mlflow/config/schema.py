@@ -2,12 +2,14 @@
 
 YAML files in conf/ are merged onto these dataclasses, so a typo in a key or a
 wrong type is rejected while the config is composed, before anything runs.
-Groups whose keys depend on the entry (``optimizer``, ``search``) are plain
-dicts here and are checked by :mod:`dspy_mlflow.config.validate`.
+Groups whose keys depend on the entry (``optimizer``, ``search``) are plain dicts here: each
+entry's typed schema belongs to its owner (steps/optimizer_schema.py, search/schema.py), which
+checks the section against it; the command line registers them too, as ``schema/GROUP/NAME``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -126,7 +128,13 @@ class RootConfig:
     seed: int = 0
 
 
-def register_schemas() -> None:
+def register_schemas(entries: Mapping[str, Mapping[str, type]] | None = None) -> None:
+    """The root schema as ``schema``; each group's entry schemas (group -> name -> dataclass) as
+    ``schema/GROUP/NAME``."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="schema", node=RootConfig)
+    store = ConfigStore.instance()
+    store.store(name="schema", node=RootConfig)
+    for group, schemas in (entries or {}).items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from dspy_mlflow.config.schema import register_schemas
 from dspy_mlflow.config.validate import validate
 from dspy_mlflow.lm.providers import check_section as check_model
 from dspy_mlflow.project.strategies import check_section as check_strategy
+from dspy_mlflow.search.schema import SCHEMAS as SEARCH_SCHEMAS
 from dspy_mlflow.search.space import check_section as check_search
+from dspy_mlflow.steps.optimizer_schema import SCHEMAS as OPTIMIZER_SCHEMAS
 from dspy_mlflow.steps.optimizers import check_entry
 from dspy_mlflow.tracking.cache_section import check_section as check_cache_section
 
@@ -29,3 +32,13 @@ OWNERS = {"cache": check_cache, "model": check_model, "strategy": check_strategy
 def validate_job(conf: Mapping) -> None:
     """A ConfigError (one line) for the first mistake in ``conf``; nothing when it can run."""
     validate(conf, OWNERS)
+
+
+# group -> entry name -> its typed schema (the groups whose keys depend on the entry)
+ENTRY_SCHEMAS = {"optimizer": {name: schema for name, (schema, _) in OPTIMIZER_SCHEMAS.items()},
+                 "search": SEARCH_SCHEMAS}
+
+
+def register_config_schemas() -> None:
+    """The root schema and every entry schema in Hydra's ConfigStore, where composing finds them."""
+    register_schemas(ENTRY_SCHEMAS)

@@ -18,18 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dspy_mlflow.config.typed import check_against, fields_of
 from dspy_mlflow.errors import ConfigError
-from dspy_mlflow.steps.optimizers import accepted_params, optimizer_class
+from dspy_mlflow.search.schema import SCHEMAS
+from dspy_mlflow.steps.optimizers import class_name, compile_keys, constructor_keys
 
-SEARCHES = ("none", "optuna")
+SEARCHES = tuple(SCHEMAS)
 TYPES = ("int", "float", "categorical")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsga2")
 # objective name -> direction; dev_score is required (the job keeps the best-scoring program)
 OBJECTIVES = {"dev_score": "maximize", "cost": "minimize", "tokens": "minimize"}
 # how the job's program is picked among the trials (the Pareto front when there are several objectives)
 SELECTS = ("best_score_under_budget", "best_score", "lowest_cost")
-KEYS = ("name", "n_trials", "timeout_s", "sampler", "seed", "objectives", "select", "storage",
-        "study_name", "space", "heartbeat_s", "grace_s")
 # samplers that need a package Optuna does not install by itself
 _SAMPLER_NEEDS = {"cmaes": ("cmaes", "pip install cmaes"), "gp": ("torch", "pip install torch"),
                   "qmc": ("scipy", "pip install scipy")}
@@ -119,9 +119,8 @@ def check_section(cfg: Mapping) -> None:
     search = cfg.get("search") or {"name": "none"}
     if search.get("name") not in SEARCHES:
         raise ConfigError("search.name", search.get("name"), f"one of {', '.join(SEARCHES)}")
-    if search.get("name") == "none" and set(search) - {"name"}:
-        key = sorted(set(search) - {"name"})[0]
-        raise ConfigError(f"search.{key}", search[key], "search=none takes no parameters (search=optuna does)")
+    if search.get("name") == "none":
+        check_against(SCHEMAS["none"], search, "search", lambda _: "search=none takes no parameters (search=optuna does)")
     if search.get("name") == "optuna":
         check_search(cfg)
 
@@ -130,8 +129,8 @@ def check_search(cfg: Mapping) -> None:
     """Everything about ``search=optuna`` that can be wrong, before anything runs."""
     search = cfg.get("search") or {}
     for key in search:
-        if key not in KEYS:
-            raise ConfigError(f"search.{key}", search[key], f"search=optuna takes {', '.join(KEYS)}")
+        if key not in fields_of(SCHEMAS["optuna"]):
+            raise ConfigError(f"search.{key}", search[key], f"search=optuna takes {', '.join(fields_of(SCHEMAS['optuna']))}")
     n_trials = search.get("n_trials", 10)
     if not _is_number(n_trials, int) or n_trials < 1:
         raise ConfigError("search.n_trials", n_trials, "an integer >= 1")
@@ -179,9 +178,7 @@ def check_search(cfg: Mapping) -> None:
     if name in ("none", "auto"):
         raise ConfigError("optimizer", name, "search=optuna needs an optimizer with hyperparameters "
                           "(labeled_few_shot, bootstrap_few_shot, bootstrap_random_search, mipro_v2, ...)")
-    cls = optimizer_class(name)
-    ctor, _ = accepted_params(cls.__init__, skip={"metric"})
-    comp, _ = accepted_params(cls.compile, skip={"student", "trainset", "valset", "teacher"})
+    cls_name, ctor, comp = class_name(name), constructor_keys(name), compile_keys(name)
     space = merged_space(cfg)
     if not space:
         raise ConfigError("optimizer.search_space", cfg["optimizer"].get("search_space"),
@@ -191,9 +188,9 @@ def check_search(cfg: Mapping) -> None:
         key = _where(cfg, param)
         if param.startswith("compile."):
             if param[len("compile."):] not in comp:
-                raise ConfigError(key, spec, f"{cls.__name__}.compile accepts {', '.join(sorted(comp))}")
+                raise ConfigError(key, spec, f"{cls_name}.compile accepts {', '.join(comp)}")
         elif param not in ctor:
-            raise ConfigError(key, spec, f"a {cls.__name__} parameter: {', '.join(sorted(ctor))}")
+            raise ConfigError(key, spec, f"a {cls_name} parameter: {', '.join(ctor)}")
         check_spec(key, spec)
 
 

@@ -1,31 +1,22 @@
-"""Optimizer registry: config entry name -> DSPy teleprompter, with params checked
-against the real constructor and ``compile()`` signatures."""
+"""Optimizer registry: config entry name -> DSPy teleprompter. Each entry is checked against its
+typed schema (:mod:`.optimizer_schema`), then compiled with what the job adds (metric, threads, seed)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import sys
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from dspy_mlflow.config.typed import check_against, fields_of, kind_of
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.steps.optimizer_schema import RESERVED, SCHEMAS
 
-# Keys of an optimizer entry that are not constructor arguments.
-RESERVED = {"name", "compile", "search_space"}
-
-_CLASSES = {
-    "labeled_few_shot": "LabeledFewShot",
-    "bootstrap_few_shot": "BootstrapFewShot",
-    "bootstrap_random_search": "BootstrapFewShotWithRandomSearch",
-    "mipro_v2": "MIPROv2",
-    "copro": "COPRO",
-    "simba": "SIMBA",
-    "gepa": "GEPA",
-}
-OPTIMIZERS = ("none", *_CLASSES, "auto")
+_CLASSES = {name: cls for name, (_, cls) in SCHEMAS.items() if cls}
+OPTIMIZERS = tuple(SCHEMAS)
 
 # Defaults each optimizer gets unless the config says otherwise.
 _AUTO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -60,10 +51,9 @@ def optimizer_class(name: str):
     return getattr(dspy, _CLASSES[name])
 
 
-def accepted_params(fn: Callable, skip: set[str]) -> tuple[set[str], bool]:
-    params = inspect.signature(fn).parameters
-    varkw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return {n for n in params if n not in skip and n != "self"}, varkw
+def _accepts(fn: Callable) -> set[str]:
+    """The argument names of ``fn`` (a DSPy optimizer's constructor or compile())."""
+    return set(inspect.signature(fn).parameters) - {"self"}
 
 
 def split_entry(entry: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -72,33 +62,49 @@ def split_entry(entry: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return ctor, dict(entry.get("compile") or {})
 
 
+def constructor_keys(name: str) -> list[str]:
+    """What entry ``name`` may set for its DSPy constructor (``search=optuna`` may search them)."""
+    return sorted(k for k in fields_of(SCHEMAS[name][0]) if k not in RESERVED)
+
+
+def compile_keys(name: str) -> list[str]:
+    return sorted(fields_of(compile_schema(name)))
+
+
+def compile_schema(name: str) -> type:
+    """The dataclass of entry ``name``'s ``compile`` section."""
+    return typing.get_type_hints(SCHEMAS[name][0])["compile"]
+
+
+def class_name(name: str) -> str | None:
+    return SCHEMAS[name][1]
+
+
 def check_entry(entry: Mapping[str, Any]) -> None:
-    """Reject params the DSPy constructor or compile() does not take."""
+    """Keys and types from the entry's schema, then value ranges, choices and DSPy's cross-argument rules."""
     name = entry.get("name")
-    if name not in OPTIMIZERS:
+    if name not in SCHEMAS:
         raise ConfigError("optimizer.name", name, f"one of {', '.join(OPTIMIZERS)}")
+    schema, cls_name = SCHEMAS[name]
+
+    def unknown(parent: str) -> str:
+        if cls_name is None:
+            return f"optimizer={name} takes no parameters"
+        if parent == "compile":
+            return f"{cls_name}.compile accepts {', '.join(compile_keys(name))}"
+        return f"{cls_name} accepts {', '.join(constructor_keys(name))}"
+
     ctor, comp = split_entry(entry)
-    if name in ("none", "auto"):
-        if ctor or comp:
-            key = next(iter(ctor or comp))
-            raise ConfigError(f"optimizer.{key}", (ctor or comp)[key], f"optimizer={name} takes no parameters")
-        return
-    cls = optimizer_class(name)
-    allowed, _ = accepted_params(cls.__init__, skip={"metric"})
+    known, known_compile = set(fields_of(schema)), set(fields_of(compile_schema(name)))
     for key, value in ctor.items():
-        if key not in allowed:
-            raise ConfigError(
-                f"optimizer.{key}", value, f"{cls.__name__} accepts {', '.join(sorted(allowed))}"
-            )
-        check_value(f"optimizer.{key}", value, inspect.signature(cls.__init__).parameters[key])
-    allowed_c, _ = accepted_params(cls.compile, skip={"student", "trainset", "valset", "teacher"})
+        if key in known:
+            check_value(f"optimizer.{key}", value, schema, key)
     for key, value in comp.items():
-        if key not in allowed_c:
-            raise ConfigError(
-                f"optimizer.compile.{key}", value,
-                f"{cls.__name__}.compile accepts {', '.join(sorted(allowed_c))}",
-            )
-        check_value(f"optimizer.compile.{key}", value, inspect.signature(cls.compile).parameters[key])
+        if key in known_compile:
+            check_value(f"optimizer.compile.{key}", value, compile_schema(name), key)
+    # then unknown keys, and the types of what check_value does not look at (strings, mappings)
+    check_against(schema, {k: v for k, v in entry.items() if v is not None or k not in ("compile", "search_space")},
+                  "optimizer", unknown)
     _check_combination(name, ctor, comp)
 
 
@@ -127,55 +133,22 @@ def _check_combination(name: str, ctor: Mapping[str, Any], comp: Mapping[str, An
                               "optimizer.auto (light, medium, heavy) or optimizer.max_full_evals")
 
 
-def _choices(param: inspect.Parameter) -> tuple | None:
-    """The values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation, else None."""
-    annotation = param.annotation
-    if isinstance(annotation, str):
-        return None
-    args = (annotation,) if typing.get_origin(annotation) is Literal else typing.get_args(annotation)
-    literal = [a for a in args if typing.get_origin(a) is Literal]
-    if not literal:
-        return None
-    none = type(None) in args
-    return (*typing.get_args(literal[0]), *((None,) if none else ()))
-
-
-def _expected_kind(param: inspect.Parameter) -> str | None:
-    """'bool', 'int' or 'float' from the DSPy parameter's default, else its annotation; None: not checked."""
-    default = param.default
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    text = str(param.annotation).replace("typing.", "")
-    for kind in ("bool", "float", "int"):
-        if text.startswith(kind) and ("None" in text or text == kind):
-            return kind
-    return None
-
-
-def check_value(key: str, value: Any, param: inspect.Parameter) -> None:
-    """Counts and sizes are non-negative ints; rates are non-negative numbers; flags are booleans."""
-    choices = _choices(param)
+def check_value(key: str, value: Any, schema: type, field_name: str) -> None:
+    """Counts and sizes are non-negative ints; rates are non-negative numbers; flags are booleans;
+    a field with ``choices`` takes one of them."""
+    spec = next(f for f in dataclasses.fields(schema) if f.name == field_name)
+    choices = spec.metadata.get("choices")
     if choices is not None and value not in choices:
         raise ConfigError(key, value, "one of " + ", ".join("null" if c is None else str(c) for c in choices))
     if value is None:
         return
-    kind = _expected_kind(param)
-    if kind == "bool" and not isinstance(value, bool):
+    kind = kind_of(schema, field_name)
+    if kind is bool and not isinstance(value, bool):
         raise ConfigError(key, value, "true or false")
-    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ConfigError(key, value, "a whole number >= 0")
-    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
         raise ConfigError(key, value, "a number >= 0")
-
-
-@dataclass
-class Compiled:
-    program: Any
-    optimizer: str  # the resolved name (auto -> what it picked)
 
 
 def gepa_metric(metric: Callable) -> Callable:
@@ -196,7 +169,7 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
         return program
     cls = optimizer_class(name)
     ctor, comp = split_entry(entry)
-    accepted, _ = accepted_params(cls.__init__, skip=set())
+    accepted = _accepts(cls.__init__)
     if "metric" in accepted:
         ctor["metric"] = gepa_metric(metric) if name == "gepa" else metric
     if "num_threads" in accepted and ctor.get("num_threads") is None:
@@ -221,7 +194,7 @@ def compile_program(entry: Mapping[str, Any], program, *, metric, trainset, devs
     # other progress, so stdout carries only the job's own lines (summary, leaderboard)
     with contextlib.redirect_stdout(sys.stderr):
         optimizer = cls(**ctor)
-    compile_accepts, _ = accepted_params(cls.compile, skip=set())
+    compile_accepts = _accepts(cls.compile)
     if "valset" in compile_accepts and devset:
         comp.setdefault("valset", devset)
     if name == "simba":
