@@ -2,7 +2,7 @@
 
 Tags, params, metrics, artifacts, model-version tags and the run name. The bottom layer (beside
 ``errors``), so every room, the providers' tags and the Ray launcher included, imports its names
-from here. The README's "What a run holds" tables list them. Renaming one breaks stores made
+from here. The README's "stable schema of a run" table lists them. Renaming one breaks stores made
 before: add a new name instead.
 """
 
@@ -138,3 +138,11 @@ def run_name(conf: Mapping) -> str:
 
 def sweep_run_name(sweep_id: str) -> str:
     return f"sweep-{sweep_id}"
+
+
+def study_run_name(study: str) -> str:
+    return f"study-{study}"
+
+
+def evaluation_run_name(job_run_name: str, split: str = "test") -> str:
+    return f"{job_run_name} ({split})"

@@ -1,0 +1,1 @@
+"""Reports over a store's runs: the runs table (``runs_table.py``)."""

@@ -213,7 +213,7 @@ class _Search:
                 if self.study.user_attrs.get(STUDY_RUN_ATTR) not in (None, run_id):
                     continue  # another worker made it meanwhile
                 experiment_id = mlflow.active_run().info.experiment_id
-                run = client.create_run(experiment_id, run_name=f"study-{self.name}",
+                run = client.create_run(experiment_id, run_name=names.study_run_name(self.name),
                                         tags={names.STUDY: self.name, names.STUDY_RUN: "true"})
                 client.log_batch(run.info.run_id, params=[
                     mlflow.entities.Param("search.study", self.name),

@@ -1,1 +1,3 @@
-"""Multirun sweeps: one MLflow parent run, a child per job, a leaderboard at the end."""
+"""Multirun sweeps: Hydra's callback (``callback.py``), the MLflow parent run (``parent.py``), the
+jobs' records (``state.py``), a FAILED run for a job that failed early (``failed.py``), the leaderboard.
+"""

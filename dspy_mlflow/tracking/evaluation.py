@@ -62,7 +62,7 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
             names.HEARTBEAT: beat_value(WRITER_BEAT_S)}
     if parent := job.data.tags.get(MLFLOW_PARENT_RUN_ID):
         tags[MLFLOW_PARENT_RUN_ID] = parent
-    evaluation = client.create_run(job.info.experiment_id, run_name=f"{job.info.run_name} ({split})", tags=tags)
+    evaluation = client.create_run(job.info.experiment_id, run_name=names.evaluation_run_name(job.info.run_name, split), tags=tags)
     eval_id, status = evaluation.info.run_id, "FAILED"
     try:
         # the view lists the newest trace first: the last index goes in first, so index 0 heads the list
