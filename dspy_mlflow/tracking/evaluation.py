@@ -57,11 +57,10 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
         return LoggedEvaluation(None, 0)
     client = MlflowClient()
     job = client.get_run(run_id)
-    # its writer's heartbeat: a kill -9 while it is written leaves a run the next job ends KILLED
-    tags = {MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE, EVALUATES_TAG: run_id,
+    # nested under its job (one row per job in the runs table); its writer's heartbeat: a kill -9
+    # while it is written leaves a run the next job ends KILLED
+    tags = {MLFLOW_RUN_TYPE: MLFLOW_RUN_TYPE_GENAI_EVALUATE, EVALUATES_TAG: run_id, MLFLOW_PARENT_RUN_ID: run_id,
             names.HEARTBEAT: beat_value(WRITER_BEAT_S)}
-    if parent := job.data.tags.get(MLFLOW_PARENT_RUN_ID):
-        tags[MLFLOW_PARENT_RUN_ID] = parent
     evaluation = client.create_run(job.info.experiment_id, run_name=names.evaluation_run_name(job.info.run_name, split), tags=tags)
     eval_id, status = evaluation.info.run_id, "FAILED"
     try:

@@ -119,7 +119,7 @@ def test_a_sweep_logs_the_evaluation_view_of_its_best_two_jobs_and_view_adds_oth
     evaluations = client.search_runs([parent.info.experiment_id], "tags.`dspy_mlflow.evaluates` != ''")
     assert sorted(e.data.tags["dspy_mlflow.evaluates"] for e in evaluations) == sorted(
         [best.info.run_id, second.info.run_id])
-    assert all(e.data.tags["mlflow.parentRunId"] == parent.info.run_id for e in evaluations)
+    assert all(e.data.tags["mlflow.parentRunId"] == e.data.tags["dspy_mlflow.evaluates"] for e in evaluations)
     assert all(e.data.metrics["examples"] == best.data.metrics["data/test"] for e in evaluations)
     assert "dspy_mlflow.evaluation_run" not in third.data.tags
     assert f"evaluation view: the best 2 jobs ({best.info.run_id[:8]}, {second.info.run_id[:8]})" in proc.stdout

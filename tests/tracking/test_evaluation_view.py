@@ -65,7 +65,7 @@ def test_each_example_is_a_trace_with_inputs_outputs_expectation_and_score(store
     client = MlflowClient()
     evaluation = client.get_run(logged.run_id)
     assert evaluation.data.tags["mlflow.runType"] == "genai_evaluate"
-    assert evaluation.data.tags[EVALUATES_TAG] == job and "mlflow.parentRunId" not in evaluation.data.tags
+    assert evaluation.data.tags[EVALUATES_TAG] == job == evaluation.data.tags["mlflow.parentRunId"]  # nested under it
     assert client.get_run(job).data.tags[EVALUATION_RUN_TAG] == logged.run_id
     assert "model" not in evaluation.data.params  # not a job run for `runs` and the leaderboard
     assert evaluation.info.status == "FINISHED"
@@ -90,14 +90,14 @@ def test_traces_go_to_the_jobs_experiment_whatever_experiment_is_active(store):
     assert len(traces) == 2
 
 
-def test_a_sweeps_evaluations_nest_under_its_parent_and_the_cap_keeps_the_first_examples(store):
+def test_a_sweep_jobs_evaluation_nests_under_the_job_and_the_cap_keeps_the_first_examples(store):
     with mlflow.start_run(run_name="sweep") as sweep:
         pass
     job = job_run("job-a", parent=sweep.info.run_id)
     logged = log_evaluation(rows(8, wrong_every=2), run_id=job, max_examples=3)
     assert logged.examples == 3
     evaluation = MlflowClient().get_run(logged.run_id)
-    assert evaluation.data.tags["mlflow.parentRunId"] == sweep.info.run_id
+    assert evaluation.data.tags["mlflow.parentRunId"] == job  # the sweep parent's children are its jobs
     traces = mlflow.search_traces(run_id=logged.run_id, return_type="list")
     assert sorted(t.data.spans[0].attributes["dspy_mlflow.index"] for t in traces) == [0, 1, 2]
 
