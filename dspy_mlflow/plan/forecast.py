@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from dspy_mlflow.lm import ledger as ledger_mod
 from dspy_mlflow.lm.pricing import resolve_price
 from dspy_mlflow.lm.providers import build_lm, preflight
 from dspy_mlflow.lm.usage import content_text, count_tokens
+from dspy_mlflow.plan.power import job_power
 from dspy_mlflow.project.loader import load_project
 from dspy_mlflow.project.splits import split_examples
 from dspy_mlflow.steps.prepare import prepare
@@ -53,11 +56,19 @@ class Forecast:
     tokens_out: int
     cost_usd: float
     duration_s: float
+    test_examples: int = 0
+    mde: float = math.nan  # the smallest test-score difference its test split detects (plan/power.py)
+    mde_source: str = ""
+    sd_diff: float = math.nan  # the spread of paired differences the mde assumes
 
 
 def forecast_job(conf: dict, label: str) -> Forecast:
-    """The forecast of one job (a resolved config as ``run`` takes it)."""
-    return _from_history(conf, label) or _from_probe(conf, label)
+    """The forecast of one job (a resolved config as ``run`` takes it), with its power."""
+    forecast = _from_history(conf, label) or _from_probe(conf, label)
+    power = job_power(conf)
+    forecast.test_examples, forecast.mde, forecast.mde_source = power.test_examples, power.mde, power.source
+    forecast.sd_diff = power.sd_diff
+    return forecast
 
 
 def _from_history(conf: dict, label: str) -> Forecast | None:
@@ -148,13 +159,16 @@ def _from_probe(conf: dict, label: str) -> Forecast:
 def format_plan(forecasts: list[Forecast], budget: float | None = None) -> str:
     import pandas as pd
 
-    frame = pd.DataFrame([vars(f) for f in forecasts])
+    frame = pd.DataFrame([vars(f) for f in forecasts]).drop(columns=["mde_source", "sd_diff"])
     total = {"job": "total", "source": "", "calls": int(frame["calls"].sum()),
              "tokens_in": int(frame["tokens_in"].sum()), "tokens_out": int(frame["tokens_out"].sum()),
-             "cost_usd": float(frame["cost_usd"].sum()), "duration_s": float(frame["duration_s"].sum())}
-    frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
-    text = frame.to_string(index=False, formatters={"cost_usd": "${:.4f}".format,
-                                                    "duration_s": "{:.1f}".format})
+             "cost_usd": float(frame["cost_usd"].sum()), "duration_s": float(frame["duration_s"].sum()),
+             "test_examples": int(frame["test_examples"].sum()), "mde": math.nan}
+    frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True).rename(columns={"test_examples": "test_n"})
+    frame["mde"] = ["" if math.isnan(v) else f"{v:.3f}" for v in frame["mde"]]
+    text = frame.to_string(index=False, formatters={"cost_usd": "${:.4f}".format, "duration_s": "{:.1f}".format})
+    text += ("\nmde: the smallest test/score difference each job's test split detects (paired test, alpha 0.05, "
+             "80% power; the spread of a finished run of the same identity, else the bound of a score in [0, 1])")
     if budget is not None:
         text += f"\nbudget.sweep_max_cost_usd={budget}: forecast ${total['cost_usd']:.4f} " + (
             "is within it" if total["cost_usd"] <= budget else "is over it")
@@ -177,6 +191,7 @@ def job_configs(overrides: list[str], multirun: bool) -> list[tuple[str, dict]]:
     else:
         jobs = [list(overrides)]
     out = []
+    warnings.filterwarnings("ignore", message=r".*hydra\.searchpath in main.*is not available")  # ./conf is optional
     inside_app = GlobalHydra.instance().is_initialized()  # a sweep checking its budget: compose with its loader
     with contextlib.nullcontext() if inside_app else initialize_config_dir(config_dir=str(conf_dir()),
                                                                            version_base="1.3"):
@@ -184,7 +199,6 @@ def job_configs(overrides: list[str], multirun: bool) -> list[tuple[str, dict]]:
             try:
                 cfg = OmegaConf.to_container(compose(config_name="config", overrides=job), resolve=True)
             except Exception as exc:  # Hydra's composition errors, as the job would print them
-
                 line = describe(exc, job)
                 if line is None:
                     raise

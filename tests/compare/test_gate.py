@@ -44,7 +44,7 @@ def test_a_better_candidate_passes_with_the_paired_figures(store, name, capsys):
     mv = versions(name, prod, cand)
     code, out, err = run_gate(capsys, name, str(mv.version), "--tracking-uri", store)
     assert code == 0 and err == ""
-    m = LINE.match(out)
+    m = LINE.match(out.splitlines()[0])
     assert m, out
     assert (m["name"], m["cand"], m["prod"], m["on"]) == (name, "v2", "1", "60")
     assert (m["cs"], m["ps"], m["diff"], m["p"]) == ("0.683", "0.600", "+0.083", "0.23")  # p = 464/2048
@@ -63,7 +63,7 @@ def test_a_significantly_worse_candidate_fails(store, name, capsys):
     mv = versions(name, prod, cand)
     code, out, err = run_gate(capsys, name, f"models:/{name}/{mv.version}")
     assert code == 1 and err == ""
-    m = LINE.match(out)
+    m = LINE.match(out.splitlines()[0])
     assert m and m["verdict"] == "significantly worse" and m["code"] == "1" and m["diff"] == "-0.267"
     assert m["p"] == "0.0004" and float(m["high"]) < 0
 
@@ -140,9 +140,73 @@ def test_exit_codes_in_a_real_process(store, name, tmp_path):
              for version in (str(same.version), str(bad.version), "7")]
     ok, worse_proc, missing = procs
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr[-2000:]
-    assert ok.stdout == (f"gate {name} v2 vs production v1 on 60 test examples: test/score 0.800 vs 0.800, "
-                         "diff +0.000 [+0.000, +0.000], p=1: not worse (exit 0)\n")
+    verdict, power = ok.stdout.splitlines()
+    assert verdict == (f"gate {name} v2 vs production v1 on 60 test examples: test/score 0.800 vs 0.800, "
+                       "diff +0.000 [+0.000, +0.000], p=1: not worse (exit 0)")
+    # no difference to measure a spread from: production's 0/1 scores (sd 0.40) stand in
+    assert power.startswith("power: on 60 paired examples this test detects a drop of 0.148 or more 80% of the time")
     assert worse_proc.returncode == 1 and worse_proc.stderr == "", worse_proc.stderr[-2000:]
-    assert LINE.match(worse_proc.stdout.strip())["verdict"] == "significantly worse"
+    assert LINE.match(worse_proc.stdout.splitlines()[0])["verdict"] == "significantly worse"
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr == f"error: registered model {name!r} has no version 7\n"
+
+
+MARGIN = re.compile(r", margin (?P<m>[\d.]+): (?P<verdict>.*) \(exit (?P<code>[01])\)$")
+
+
+def test_margin_production_against_itself_is_within_any_margin(store, name, capsys):
+    prod, _ = scores(40, 0, 0, 20)
+    register(name, rows_of(prod, seed=0), production=True)
+    same = register(name, rows_of(prod, seed=1))
+    code, out, err = run_gate(capsys, name, str(same.version), "--margin", "0.02")
+    assert code == 0 and err == "" and len(out.splitlines()) == 1
+    assert MARGIN.search(out)["verdict"] == "not worse by more than 0.02", out
+
+
+def test_margin_a_worse_candidate_is_worse(store, name, capsys):
+    prod, cand = scores(30, 18, 2, 10)  # diff -0.267, interval well below -0.05
+    mv = versions(name, prod, cand)
+    code, out, _ = run_gate(capsys, name, str(mv.version), "--margin", "0.05")
+    assert code == 1
+    assert MARGIN.search(out)["verdict"] == "worse: the whole interval is below -0.05", out
+
+
+def test_margin_an_equal_candidate_on_a_small_split_is_inconclusive_with_the_examples_that_would_decide(
+        store, name, capsys):
+    prod, cand = scores(8, 3, 3, 6)  # 20 examples, the same score: an interval of about +-0.2
+    mv = versions(name, prod, cand)
+    code, out, _ = run_gate(capsys, name, str(mv.version), "--margin", "0.02")
+    assert code == 1
+    m = re.search(r"inconclusive: the interval \[(?P<low>[+-][\d.]+), (?P<high>[+-][\d.]+)\] reaches below -0.02; "
+                  r"(?P<more>\d+) more test examples would decide \(exit 1\)$", out)
+    assert m, out
+    assert float(m["low"]) < -0.02 < float(m["high"])
+    # what "would decide" means: the normal interval of the same spread shrinks above -0.02 at that size
+    sd = (6 / 19) ** 0.5  # 6 of 20 discordant pairs, diff 0
+    n = 20 + int(m["more"])
+    assert 1.96 * sd / n ** 0.5 < 0.02 <= 1.96 * sd / (n - 1) ** 0.5
+
+
+def test_without_a_margin_the_verdict_says_the_smallest_drop_it_could_see(store, name, capsys):
+    prod, cand = scores(33, 8, 3, 16)
+    mv = versions(name, prod, cand)
+    code, out, _ = run_gate(capsys, name, str(mv.version))
+    verdict, power = out.splitlines()
+    assert code == 0 and verdict.endswith("not worse (exit 0)")
+    drop = float(re.search(r"detects a drop of ([\d.]+) or more 80% of the time", power)[1])
+    from dspy_mlflow.compare.power import mde
+
+    d = [b - a for a, b in zip(prod, cand, strict=True)]
+    mean = sum(d) / len(d)
+    sd = (sum((x - mean) ** 2 for x in d) / (len(d) - 1)) ** 0.5
+    assert drop == pytest.approx(mde(sd, 60), abs=5e-4) and 0.1 < drop < 0.2
+
+
+@pytest.mark.parametrize("margin", ["-0.1", "1.5"])
+def test_a_bad_margin_is_one_line_and_exit_2(store, name, capsys, margin):
+    prod, cand = scores(33, 3, 8, 16)
+    mv = versions(name, prod, cand)
+    code, out, err = run_gate(capsys, name, str(mv.version), "--margin", margin)
+    assert code == 2 and out == ""
+    assert err == f"error: --margin={float(margin)} is not allowed: a non-inferiority margin >= 0 on the metric's " \
+                  "scale, e.g. 0.02"

@@ -3,6 +3,8 @@ forecast is over ``budget.sweep_max_cost_usd`` does not start."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow import MlflowClient
 
@@ -50,3 +52,39 @@ def test_a_sweep_forecast_over_budget_does_not_start(cli, workdir):
     assert not client.search_experiments() or not client.search_runs(
         [e.experiment_id for e in client.search_experiments()]), "no parent run, no job run"
     assert plan.returncode == 0 and "optimizer=labeled_few_shot" in plan.stdout and "is over it" in plan.stdout
+
+
+def test_plan_json_carries_each_jobs_mde_from_the_bound_then_from_its_finished_run(cli, workdir):
+    import json
+
+    import numpy as np
+
+    from dspy_mlflow.compare.power import mde
+
+    args = ["optimizer=none", "project.split.limit=60", "eval.progress=false", "tracking.autolog=false",
+            "tracking.log_model=false", "registry.register=false"]
+    before = cli(["plan", "--json", "--target-diff", "0.1", *args], cwd=workdir)
+    assert before.returncode == 0, before.stderr[-2000:]
+    (job,) = json.loads(before.stdout)["jobs"]
+    assert job["test_examples"] == 15 and job["mde_source"] == "bound"  # 60 examples, a quarter for test
+    assert job["mde"] == pytest.approx(mde(0.5, 15)) and 0.3 < job["mde"] < 0.45
+    assert job["test_examples_needed"] > 15 and mde(0.5, job["test_examples_needed"]) <= 0.1
+    assert cli(args, cwd=workdir).returncode == 0
+    after = cli(["plan", "--json", *args], cwd=workdir)
+    (job,) = json.loads(after.stdout)["jobs"]
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    (finished,) = client.search_runs([client.get_experiment_by_name("dspy_mlflow").experiment_id],
+                                     "tags.`dspy_mlflow.evaluates` IS NULL")
+    assert job["mde_source"] == f"history ({finished.info.run_id[:8]})"
+    path = client.download_artifacts(finished.info.run_id, "raw_outputs.jsonl", str(workdir))
+    scores = [json.loads(line)["score"] for line in Path(path).read_text().splitlines()]
+    assert job["mde"] == pytest.approx(mde(float(np.std(scores, ddof=1)), 15))
+    table = cli(["plan", "--target-diff", "0.1", *args], cwd=workdir)
+    assert f"to detect a difference of 0.1: {examples_needed_text(job)}" in table.stdout, table.stdout
+
+
+def examples_needed_text(job) -> str:
+    from dspy_mlflow.compare.power import examples_needed
+
+    n = examples_needed(0.1, job["sd_diff"])
+    return f"{n} test examples (it has 15: {n - 15} more)"
