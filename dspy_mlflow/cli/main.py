@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "plan": ("dspy_mlflow.cli.plan", "forecast tokens, dollars and time of a job or sweep (-m)"),
     "gate": ("dspy_mlflow.cli.gate",
              "exit 0 if a version is not significantly worse than production, 1 if worse, 2 on bad input"),
+    "diff": ("dspy_mlflow.cli.diff", "compare two programs: instructions, demos, and the examples each wins"),
     "view": ("dspy_mlflow.cli.view",
              "log the evaluation view (a trace per test example) of finished runs, from their raw outputs"),
     "serve-offline": ("dspy_mlflow.cli.serve_offline", "serve the offline model as an OpenAI-compatible API"),
