@@ -84,6 +84,9 @@ VERSION_PROMOTED_AT = "promoted_at"
 VERSION_REPLACED = "replaced_version"
 VERSION_FORCED = "promotion_forced"
 VERSION_GATE = "promotion_gate"
+VERSION_PROMPT_PREFIX = "prompt."  # prompt.<predictor> = prompts:/<model>.<predictor>/<n>
+PROMPT_MODEL_VERSION = "model_version"  # on a prompt version: NAME/VERSION it belongs to
+PROMPT_PREDICTOR = "predictor"
 
 # -- params beside the flattened config ----------------------------------------
 GROUPS = ("model", "optimizer", "strategy", "project")  # params named after the config groups

@@ -180,7 +180,7 @@ def run_steps(ctx: JobContext) -> None:
         # after the model: MLflow's Model.log copies every metric logged before it to the model, one
         # query per metric; the ones logged after are linked to it through the run
         ctx.log_metrics(final)
-    register(ctx, info)
+    register(ctx, info, compiled)
 
 
 def _log_raw(ctx: JobContext) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from dspy_mlflow import names
 from dspy_mlflow.registry import versions as C
+from dspy_mlflow.registry.prompts import prompts_of
 from dspy_mlflow.tracking import store
 
 
@@ -21,6 +22,7 @@ class Node:
     aliases: list[str]
     stage: str
     source_run: str
+    prompts: dict[str, str] = field(default_factory=dict)  # predictor -> prompts:/NAME.P/N
     parent_version: str | None = None  # the parent's number when it is a version of the same model
     children: list[str] = field(default_factory=list)
 
@@ -42,6 +44,7 @@ def lineage(name: str, *, tracking_uri: str | None = None) -> dict[str, Node]:
             aliases=list(mv.aliases),
             stage=mv.current_stage or "None",
             source_run=t.get(names.VERSION_SOURCE_RUN, mv.run_id or "-"),
+            prompts=prompts_of(t),
         )
         prefix = f"models:/{name}/"
         if node.parent and node.parent.startswith(prefix) and node.parent[len(prefix):].isdigit():
@@ -70,6 +73,8 @@ def _line(node: Node) -> str:
     ]
     if node.stage and node.stage != "None":  # stages are deprecated: shown only when one is set
         parts.append(f"stage={node.stage}")
+    if node.prompts:
+        parts.append("prompts=" + ",".join(uri.removeprefix("prompts:/") for uri in node.prompts.values()))
     return "  ".join(parts) + marks
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from dspy_mlflow import names
 from dspy_mlflow.errors import RegistryError
 from dspy_mlflow.registry import versions as C
+from dspy_mlflow.registry.prompts import move_alias
 from dspy_mlflow.tracking import store
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def _apply(c: MlflowClient, mv: ModelVersion, tags: dict[str, str], new_history:
     for key, value in tags.items():
         c.set_model_version_tag(name, version, key, value)
     c.set_registered_model_tag(name, names.PRODUCTION_HISTORY, json.dumps(new_history[-_HISTORY_KEEP:]))
+    move_alias(c, mv.tags)  # its predictors' prompts follow: prompts:/NAME.P@production
 
 
 def promote(
