@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from dspy_mlflow import names
 
@@ -52,11 +53,24 @@ def prompt_name(model: str, predictor: str) -> str:
     return f"{model}.{predictor}"
 
 
+def _ensure_prompt(c: MlflowClient, name: str) -> None:
+    """Create the prompt before MLflow's register_prompt would: two jobs registering a project's first
+    prompt at once would otherwise both insert it and one fail (RESOURCE_ALREADY_EXISTS)."""
+    if c.get_prompt(name) is not None:
+        return
+    try:
+        c.create_prompt(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 def register_prompts(c: MlflowClient, model: str, version: str, run_id: str,
                      prompts: Sequence[PredictorPrompt]) -> dict[str, str]:
     """Register each predictor's prompt; tag the model version with their URIs. Predictor -> URI."""
     uris = {}
     for p in prompts:
+        _ensure_prompt(c, prompt_name(model, p.predictor))
         pv = c.register_prompt(prompt_name(model, p.predictor), template_of(p),
                                commit_message=f"{model} v{version}: {len(p.demos)} demos",
                                tags={names.PROMPT_MODEL_VERSION: f"{model}/{version}",
