@@ -56,6 +56,7 @@ EVALUATES = tag("evaluates")  # on the evaluation run: the job's run id
 EVALUATION_RUN = tag("evaluation_run")  # on the job's run: its evaluation run id
 SPAN_SPLIT = tag("split")  # span attributes of an evaluation-view trace
 SPAN_INDEX = tag("index")
+SPAN_REPEAT = tag("repeat")
 ASSESSMENT_SOURCE = PREFIX
 
 # -- Optuna search ----------------------------------------------------------
@@ -99,6 +100,8 @@ PARAM_SEARCH_BEST = "search.best."  # prefix: the chosen trial's values
 
 # -- metrics ------------------------------------------------------------------
 TEST_SCORE = "test/score"
+TEST_REPEATS = "test/repeats"
+TEST_WITHIN_SD = "test/score_within_sd"
 DEV_SCORE = "dev/score"
 DEV_BASELINE = "dev/baseline_score"
 COST_TOTAL = "cost/total_usd"

@@ -34,6 +34,30 @@ def as_scores(records: Iterable[Mapping[str, Any] | float]) -> np.ndarray:
     return scores
 
 
+def by_example(records: Iterable[Mapping[str, Any] | float]) -> list[Mapping[str, Any] | float]:
+    """Repeated samples of one example (rows with the same split and index) as one row, its score
+    their mean: resampling these is the clustered bootstrap over examples. Anything else as it is."""
+    rows = list(records)
+    if not rows or not all(isinstance(r, Mapping) and "index" in r for r in rows):
+        return rows
+    groups: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row.get("split"), row["index"]), []).append(row)
+    if all(len(g) == 1 for g in groups.values()):
+        return rows
+    return [{**min(g, key=lambda r: r.get("repeat", 0)), "score": sum(float(r["score"]) for r in g) / len(g)}
+            for g in groups.values()]
+
+
+def within_example_sd(records: Iterable[Mapping[str, Any]]) -> float:
+    """The mean over examples of the standard deviation of their repeated samples' scores (0 for one sample)."""
+    groups: dict[tuple[Any, Any], list[float]] = {}
+    for row in records:
+        groups.setdefault((row.get("split"), row.get("index")), []).append(float(row["score"]))
+    sds = [float(np.std(g, ddof=1)) if len(g) > 1 else 0.0 for g in groups.values()]
+    return sum(sds) / len(sds) if sds else 0.0
+
+
 def score_interval(
     scores: Iterable[Mapping[str, Any] | float],
     *,
@@ -65,6 +89,7 @@ def score_interval(
 
 
 def interval_metrics(records: Iterable[Mapping[str, Any] | float], split: str, seed: int = 0) -> dict[str, float]:
-    """``{split}/score_ci_low`` and ``{split}/score_ci_high`` for one split's rows (or scores)."""
-    low, high = score_interval(records, seed=seed)
+    """``{split}/score_ci_low`` and ``{split}/score_ci_high`` for one split's rows (or scores); repeated
+    samples of an example count as one (see ``by_example``)."""
+    low, high = score_interval(by_example(records), seed=seed)
     return {f"{split}/score_ci_low": low, f"{split}/score_ci_high": high}

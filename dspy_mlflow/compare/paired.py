@@ -8,7 +8,8 @@ patterns is enumerated (an exact p-value; for 0/1 scores it equals the exact McN
 2 * P(X >= max) with X ~ Binomial(m, 1/2)); beyond that a seeded Monte Carlo sample is drawn.
 
 ``align(a_rows, b_rows)`` pairs two raw_outputs.jsonl row lists by the example's inputs
-(canonical JSON), never by index or completion order.
+(canonical JSON), never by index or completion order; an example's repeated samples are one
+score, their mean (the paired test resamples examples, not samples).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dspy_mlflow.compare.intervals import CONFIDENCE, DEFAULT_RESAMPLES, as_scores, score_interval
+from dspy_mlflow.compare.intervals import CONFIDENCE, DEFAULT_RESAMPLES, as_scores, by_example, score_interval
 from dspy_mlflow.errors import CompareError, ConfigError
 
 EXACT_MAX_DISCORDANT = 20  # 2**20 sign patterns, enumerated in well under a second
@@ -111,7 +112,7 @@ def _keyed(rows: Sequence[Mapping[str, Any]], split: str | None, label: str) -> 
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping) or "inputs" not in row or "score" not in row:
             raise CompareError(f"{label}: raw output row {i} has no 'inputs' and 'score' (not a raw_outputs.jsonl row)")
-    chosen = [r for r in rows if split is None or r.get("split") == split]
+    chosen = by_example([r for r in rows if split is None or r.get("split") == split])  # repeats: one row
     chosen.sort(key=lambda r: r.get("index") if isinstance(r.get("index"), int) else -1)
     seen: Counter[str] = Counter()
     keyed = {}

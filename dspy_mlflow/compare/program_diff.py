@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from dspy_mlflow import names
+from dspy_mlflow.compare.intervals import by_example
 from dspy_mlflow.compare.paired import Paired, canonical, paired
 from dspy_mlflow.errors import CompareError, ConfigError
 from dspy_mlflow.registry import versions as V
@@ -129,7 +130,8 @@ def diff_predictors(a_state: Mapping[str, Any], b_state: Mapping[str, Any], labe
 
 def _test_rows(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], Mapping[str, Any]]:
     keyed, seen = {}, Counter()
-    for row in sorted((r for r in rows if r.get("split", "test") == "test"), key=lambda r: r.get("index", 0)):
+    test = by_example([r for r in rows if r.get("split", "test") == "test"])  # repeats: sample 0, mean score
+    for row in sorted(test, key=lambda r: r.get("index", 0)):
         key = canonical(row.get("inputs"))
         keyed[(key, seen[key])] = row
         seen[key] += 1

@@ -87,6 +87,7 @@ class EvalConfig:
     num_threads: int = 8
     progress: bool = True
     max_error_rate: float = 0.0  # share of test examples allowed unanswered (after retries) in a FINISHED run
+    repeats: int = 1  # samples per test example (distinct rollout ids: distinct answers at temperature > 0)
 
 
 @dataclass

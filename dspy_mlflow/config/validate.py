@@ -95,6 +95,9 @@ def validate(cfg: Mapping, owners: Mapping[str, Callable[[Mapping], None]] | Non
     _number(cfg, "eval.max_error_rate", 0.0, 1.0)
     _number(cfg, "tracking.heartbeat_s", 0.1, 3600)
     _number(cfg, "strategy.n", 1, 64)
+    repeats = _get(cfg, "eval.repeats")
+    if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 100):
+        raise ConfigError("eval.repeats", repeats, "a whole number of samples per test example in [1, 100]")
     _check_split(cfg)
     _check_compare(cfg)
     for check in (owners or {}).values():

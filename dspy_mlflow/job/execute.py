@@ -163,7 +163,7 @@ def run_steps(ctx: JobContext) -> None:
         test_result = evaluate(compiled, test, metric, ledger=ctx.ledger, split="test", num_threads=threads,
                                raw_path=ctx.raw_path, progress=progress, **traces,
                                reuse=answers.resumable_rows(ctx, state), keep_records=True,
-                               on_row=ctx.at("the test evaluation"))
+                               on_row=ctx.at("the test evaluation"), repeats=ctx.repeats)
     ctx.step = "logging the results"
     final = {**usage.final_values(ctx, baseline, dev_result, test_result, len(test)),
              **confidence.confidence(ctx, baseline, dev_result, test_result)}
@@ -172,7 +172,7 @@ def run_steps(ctx: JobContext) -> None:
         _log_raw(ctx)
         if not ctx.in_sweep or conf["tracking"].get("sweep_evaluation_views") is None:  # else the sweep's end
             log_test_evaluation(test_result.records, conf["tracking"], run_id=ctx.run_id)
-        answers.check_losses(ctx, test_result, len(test))
+        answers.check_losses(ctx, test_result, len(test) * ctx.repeats)
         info = program_log.log_program(compiled, ctx.workdir, log_model=bool(conf["tracking"]["log_model"]),
                                        example=program_log.model_example(ctx, test, test_result.records),
                                        model_cfg=ctx.model_cfg)

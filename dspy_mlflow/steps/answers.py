@@ -24,14 +24,14 @@ def check_losses(ctx: JobContext, test_result, n_test: int) -> None:
     """A FINISHED run answered every test example, or as many as eval.max_error_rate allows."""
     allowed = float(ctx.conf["eval"].get("max_error_rate", 0.0))
     if n_test and test_result.lost / n_test > allowed:
-        first = next((r for r in sorted(test_result.records, key=lambda r: r["index"])
+        first = next((r for r in sorted(test_result.records, key=lambda r: (r["index"], r.get("repeat", 0)))
                       if r.get("error_kind") in ("provider", "program")), {})
         raise LostExamples(f"eval.max_error_rate={allowed} exceeded: {test_result.lost} of {n_test} test "
                            f"examples were not answered after retries (first: index {first.get('index')}: "
                            f"{first.get('error')}); raw_outputs.jsonl names them all")
 
 
-def resumable_rows(ctx: JobContext, state: str) -> dict[int, dict]:
+def resumable_rows(ctx: JobContext, state: str) -> dict[tuple[int, int], dict]:
     """The killed run's answered test rows, if its compiled program is this one."""
     if ctx.killed is None or ctx.killed.data.tags.get(names.PROGRAM_HASH) != state:
         return {}

@@ -48,6 +48,11 @@ class JobContext:
         return self.workdir / "raw_outputs.jsonl"
 
     @property
+    def repeats(self) -> int:
+        """Samples per test example (``eval.repeats``)."""
+        return int((self.conf.get("eval") or {}).get("repeats", 1))
+
+    @property
     def trace_sampling(self) -> float:
         """The share of evaluated examples traced; without autolog there is nothing to leave out."""
         tracking = self.conf["tracking"]

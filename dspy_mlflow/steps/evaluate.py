@@ -6,10 +6,15 @@ and every row says what went wrong (``error``, ``error_kind``): ``provider`` (th
 LM call failed), ``parse`` (the model answered, not in the expected format: a
 score of 0, not a loss) or ``program`` (the program or metric raised, e.g. on a
 bad example). Rows answered by an earlier, killed run can be reused unsent.
+
+With ``repeats`` N > 1 each example is answered N times, sample r by the LM copied with DSPy's
+``rollout_id=r`` (sample 0 by the LM itself, so it shares the cache with N = 1): the cache keeps N
+answers, and an identical rerun sends nothing. Rows carry their ``repeat``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import json
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dspy_mlflow.errors import BudgetExceeded, one_line
+from dspy_mlflow.lm.custom import CUSTOM_PROVIDERS, provider_of
 from dspy_mlflow.lm.ledger import Ledger
 from dspy_mlflow.steps.trace_sampling import traced_indices, tracing
 
@@ -89,6 +95,25 @@ def same_example(row: Mapping[str, Any], example) -> bool:
     return json.dumps(row.get("inputs"), sort_keys=True) == json.dumps(_plain(example.inputs()), sort_keys=True)
 
 
+def rollout_lms(repeats: int) -> list[Any]:
+    """Per repeat, the LM its samples use: None (the current LM) for sample 0, for sample r a copy
+    with ``rollout_id=r`` (and ``seed=r`` for this package's own providers, which sample by it)."""
+    import dspy
+
+    lm = dspy.settings.lm
+    if repeats > 1 and not lm.kwargs.get("temperature"):
+        print(f"eval.repeats={repeats} at temperature 0: the samples of an example will mostly agree "
+              "(set model.temperature above 0 for distinct samples)")
+    seeded = repeats > 1 and provider_of({"litellm_model": lm.model}) in CUSTOM_PROVIDERS
+    return [None, *(lm.copy(rollout_id=r, **({"seed": r} if seeded else {})) for r in range(1, repeats))]
+
+
+def _lm_of(lm: Any):
+    import dspy
+
+    return dspy.context(lm=lm) if lm is not None else contextlib.nullcontext()
+
+
 def evaluate(
     program,
     examples: Sequence,
@@ -102,27 +127,32 @@ def evaluate(
     progress: bool = True,
     trace_sampling: float = 1.0,
     max_traced: int | None = None,
-    reuse: Mapping[int, dict[str, Any]] | None = None,
+    reuse: Mapping[tuple[int, int], dict[str, Any]] | None = None,
     on_row: Callable[[int, int], None] | None = None,
+    repeats: int = 1,
 ) -> EvalResult:
     """Run ``program`` on every example; score with ``metric``; stop when the budget is spent.
 
     ``trace_sampling``, ``max_traced``: the share of examples MLflow's DSPy autolog traces, and at most
     how many (None: no cap); the same examples on every run (see trace_sampling.py).
-    ``reuse``: rows by example index, answered before: written again (``resumed: true``), not sent.
+    ``reuse``: rows by (example index, repeat), answered before: written again (``resumed: true``), not sent.
     ``on_row(done, total)``: called on the caller's thread after each row is written.
+    ``repeats``: samples per example (see the module's docstring).
     """
     from tqdm.auto import tqdm
 
     result = EvalResult(split=split)
     sink = open(raw_path, "a", encoding="utf-8") if raw_path else None  # noqa: SIM115
     start = time.perf_counter()
-    reuse = {i: row for i, row in (reuse or {}).items() if i < len(examples) and same_example(row, examples[i])}
+    reuse = {key: row for key, row in (reuse or {}).items()
+             if key[0] < len(examples) and key[1] < repeats and same_example(row, examples[key[0]])}
     traced = traced_indices(examples, trace_sampling, max_traced)
+    lms = rollout_lms(repeats)
+    samples = [(i, r) for i in range(len(examples)) for r in range(repeats)]
 
-    def one(index: int, example, attempt: int = 1) -> dict[str, Any]:
+    def one(index: int, example, attempt: int = 1, repeat: int = 0) -> dict[str, Any]:
         prediction, error, kind, score = None, None, None, 0.0
-        with ledger.example() as usage, tracing(index in traced):
+        with ledger.example() as usage, tracing(index in traced and repeat == 0), _lm_of(lms[repeat]):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())
@@ -133,6 +163,7 @@ def evaluate(
         return {
             "split": split,
             "index": index,
+            "repeat": repeat,
             "inputs": _plain(example.inputs()),
             "gold": _plain(example.labels()),
             "prediction": _plain(prediction) if prediction is not None else None,
@@ -170,17 +201,17 @@ def evaluate(
         bar.update(1)
         bar.set_postfix(score=f"{result.score:.3f}")
         if on_row is not None:
-            on_row(len(result.scores), len(examples))
+            on_row(len(result.scores), len(samples))
 
-    bar = tqdm(total=len(examples), desc=f"eval {split}", disable=None if progress else True, leave=False)
-    pending = iter((i, ex) for i, ex in enumerate(examples) if i not in reuse)
+    bar = tqdm(total=len(samples), desc=f"eval {split}", disable=None if progress else True, leave=False)
+    pending = iter((i, r) for i, r in samples if (i, r) not in reuse)
     running: set = set()
 
     def submit(pool, count: int) -> None:
         """Start up to ``count`` more examples, each in a copy of the caller's context
         (so dspy.context(...) overrides reach the workers)."""
-        for index, example in itertools.islice(pending, count):
-            running.add(pool.submit(contextvars.copy_context().run, one, index, example))
+        for index, repeat in itertools.islice(pending, count):
+            running.add(pool.submit(contextvars.copy_context().run, one, index, examples[index], 1, repeat))
 
     try:
         for row in reuse.values():
@@ -199,8 +230,8 @@ def evaluate(
                     raise BudgetExceeded(ledger.total.cost_usd, ledger.max_cost_usd)
                 submit(pool, len(done))
             # the examples the provider failed on get one more try, now the burst is over
-            again = [pool.submit(contextvars.copy_context().run, one, r["index"], examples[r["index"]], 2)
-                     for r in sorted(retry_later, key=lambda r: r["index"])]
+            again = [pool.submit(contextvars.copy_context().run, one, r["index"], examples[r["index"]], 2, r["repeat"])
+                     for r in sorted(retry_later, key=lambda r: (r["index"], r["repeat"]))]
             result.retried = len(again)
             retry_later.clear()
             for future in again:

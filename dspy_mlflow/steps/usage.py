@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dspy_mlflow import names
+from dspy_mlflow.compare.intervals import within_example_sd
 from dspy_mlflow.lm.ledger import Usage
 from dspy_mlflow.steps.context import JobContext
 
@@ -39,5 +40,6 @@ def final_values(ctx: JobContext, baseline, dev_result, test_result, n_test: int
         "eval/errors": test_result.errors, "eval/lost": test_result.lost,
         "eval/parse_errors": test_result.parse_errors, "eval/retried_examples": test_result.retried,
         "eval/resumed_examples": test_result.reused,
+        names.TEST_REPEATS: ctx.repeats, names.TEST_WITHIN_SD: within_example_sd(test_result.records),
         **usage_values(ctx, n_test),
     }

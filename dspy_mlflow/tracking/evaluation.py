@@ -50,9 +50,10 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
     from mlflow.entities import Metric
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_TYPE, MLFLOW_RUN_TYPE_GENAI_EVALUATE
 
-    chosen = sorted((r for r in rows if r.get("split", split) == split), key=lambda r: r["index"])
-    if max_examples is not None:
-        chosen = chosen[:max(0, max_examples)]
+    chosen = sorted((r for r in rows if r.get("split", split) == split), key=lambda r: (r["index"], r.get("repeat", 0)))
+    if max_examples is not None:  # the first examples, each with every repeated sample
+        kept = sorted({r["index"] for r in chosen})[:max(0, max_examples)]
+        chosen = [r for r in chosen if r["index"] in set(kept)]
     if not chosen:
         return LoggedEvaluation(None, 0)
     client = MlflowClient()
@@ -122,14 +123,17 @@ def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, s
     source = AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=SOURCE_ID)
     metadata = {AssessmentMetadataKey.SOURCE_RUN_ID: eval_run_id}
     # is_evaluate: the trace is written before this returns, so assessments can refer to it
-    context = Context(request_id=f"{eval_run_id}-{row['index']}", is_evaluate=True)
+    repeat = int(row.get("repeat") or 0)
+    sample = f"{row['index']}" + (f"-{repeat}" if repeat else "")  # a repeated sample is a trace of its own
+    context = Context(request_id=f"{eval_run_id}-{sample}", is_evaluate=True)
     # into the job's experiment and the evaluation run, whatever experiment and run are active
     where = MlflowExperimentLocation(experiment_id)
-    with set_prediction_context(context), mlflow.start_span(name=f"{split}[{row['index']}]", span_type="CHAIN",
+    name = f"{split}[{row['index']}]" + (f" repeat {repeat}" if repeat else "")
+    with set_prediction_context(context), mlflow.start_span(name=name, span_type="CHAIN",
                                                             trace_destination=where, run_id=eval_run_id) as span:
         span.set_inputs(dict(row.get("inputs") or {}))
         span.set_outputs(_outputs(row))
-        span.set_attributes({names.SPAN_SPLIT: split, names.SPAN_INDEX: int(row["index"])})
+        span.set_attributes({names.SPAN_SPLIT: split, names.SPAN_INDEX: int(row["index"]), names.SPAN_REPEAT: repeat})
         # logged while the trace is active, MLflow keeps them in memory and writes them with the
         # trace in one transaction (tracing/client.py log_assessment): not one write each afterwards
         if row.get("gold"):

@@ -29,6 +29,8 @@ def identity_filter(hashes: Mapping[str, str]) -> str:
 
 # Keys that do not change results, so they do not change the hash.
 _NOT_IDENTITY = ("tracking", "cache", "eval.num_threads", "eval.progress", "registry", "hydra")
+# keys added after stores were made: at their default they leave the hash as it was, so those runs still match
+_ADDED_AT_DEFAULT = {"eval.repeats": 1}
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -64,7 +66,7 @@ def params_of(cfg: Mapping, exclude: set[str] | frozenset[str] = frozenset()) ->
 def config_hash(cfg: Mapping) -> str:
     flat = {
         k: v for k, v in flatten(cfg).items()
-        if not any(k == p or k.startswith(p + ".") for p in _NOT_IDENTITY)
+        if not any(k == p or k.startswith(p + ".") for p in _NOT_IDENTITY) and _ADDED_AT_DEFAULT.get(k, ()) != v
     }
     blob = json.dumps(flat, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -33,13 +33,14 @@ def killed_run(client, experiment_id: str, hashes: dict[str, str]):
     return next((r for r in runs if r.data.tags.get(PROGRAM_TAG)), None)
 
 
-def answered_rows(client, run_id: str, split: str = "test") -> dict[int, dict]:
-    """The rows of ``split`` the run answered (a parse error is an answer; a lost example is not)."""
+def answered_rows(client, run_id: str, split: str = "test") -> dict[tuple[int, int], dict]:
+    """The rows of ``split`` the run answered, by (index, repeat) (a parse error is an answer; a lost
+    example is not)."""
     with tempfile.TemporaryDirectory(prefix="dspy-mlflow-resume-") as tmp:
         try:
             path = Path(download(client, run_id, "raw_outputs.jsonl", tmp))
         except Exception:  # nothing was uploaded before it died
             return {}
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["index"]: r for r in rows
+    return {(r["index"], r.get("repeat", 0)): r for r in rows
             if r.get("split") == split and r.get("error_kind") not in ("provider", "program", "budget")}

@@ -71,7 +71,7 @@ def log_raw_outputs(raw_path: Path) -> None:
     mlflow.log_artifact(str(raw_path))
     rows = [json.loads(line) for line in raw_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if rows:
-        rows.sort(key=lambda row: (row.get("split", ""), row.get("index", 0)))
+        rows.sort(key=lambda row: (row.get("split", ""), row.get("index", 0), row.get("repeat", 0)))
         table = pd.DataFrame([_table_row(row) for row in rows])
         mlflow.log_table(table, artifact_file="raw_outputs_table.json")
 

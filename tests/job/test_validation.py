@@ -24,6 +24,7 @@ def test_every_owned_group_has_its_checker():
      "model.api_base='ftp://127.0.0.1/v1' is not allowed: an http:// or https:// URL"),
     (["tracking.evaluation_max_examples=-5"], "tracking.evaluation_max_examples=-5 is not allowed: a number in"),
     (["strategy.name=tree"], "strategy.name='tree' is not allowed: one of predict, chain_of_thought, best_of_n"),
+    (["eval.repeats=0"], "eval.repeats=0 is not allowed: a whole number of samples per test example in [1, 100]"),
 ])
 def test_a_bad_section_is_one_line_naming_key_value_and_allowed(compose_cfg, overrides, message):
     with pytest.raises(ConfigError) as info:

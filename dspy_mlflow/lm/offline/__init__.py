@@ -11,6 +11,8 @@ a GPU. It is an in-context nearest-neighbour learner:
 * it answers with the outputs of the demo whose inputs are most similar to the
   query (TF-IDF cosine over lowercased word tokens; ties go to the earlier
   demo; when nothing overlaps, the most common demo answer wins) (:mod:`.learner`);
+  at a temperature above 0 it samples a demo by similarity instead, seeded by the
+  request and its ``seed``, so the same request still answers the same;
 * output fields the chosen demo lacks get a filler (``reasoning``: "Closest
   example: ..."; other fields: the type fallback below);
 * with no demos it gives a fixed answer that still parses for every output

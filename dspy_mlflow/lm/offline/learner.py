@@ -2,15 +2,19 @@
 
 It answers with the outputs of the demo whose inputs are most similar to the
 query (TF-IDF cosine over lowercased word tokens; ties go to the earlier demo;
-when nothing overlaps, the most common demo answer wins). Output fields the
-chosen demo lacks get a filler (``reasoning``: "Closest example: ..."; others:
+when nothing overlaps, the most common demo answer wins). At a temperature T > 0 it samples a
+demo instead, with weights exp(similarity / (0.1 * T)), from a generator seeded by the request
+(its messages and its ``seed``): the same request answers the same, another seed may not. Output
+fields the chosen demo lacks get a filler (``reasoning``: "Closest example: ..."; others:
 :mod:`.fallbacks`). With no demos every field gets its fallback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -38,8 +42,11 @@ def _words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
 
-def nearest(query: str, demo_inputs: list[str], demo_keys: list[str]) -> int:
-    """Index of the demo most similar to the query (TF-IDF cosine, deterministic)."""
+SAMPLING_SCALE = 0.1  # similarity units per unit of temperature
+
+
+def similarities(query: str, demo_inputs: list[str]) -> list[float]:
+    """TF-IDF cosine of the query with each demo's inputs."""
     docs = [Counter(_words(d)) for d in demo_inputs]
     q = Counter(_words(query))
     n = len(docs) + 1
@@ -53,13 +60,18 @@ def nearest(query: str, demo_inputs: list[str], demo_keys: list[str]) -> int:
 
     qv = vec(q)
     qn = math.sqrt(sum(v * v for v in qv.values()))
-    best, best_score = -1, 0.0
-    for i, d in enumerate(docs):
+    out = []
+    for d in docs:
         dv = vec(d)
         dn = math.sqrt(sum(v * v for v in dv.values()))
-        if not qn or not dn:
-            continue
-        score = sum(qv[w] * dv[w] for w in qv.keys() & dv.keys()) / (qn * dn)
+        out.append(sum(qv[w] * dv[w] for w in qv.keys() & dv.keys()) / (qn * dn) if qn and dn else 0.0)
+    return out
+
+
+def nearest(query: str, demo_inputs: list[str], demo_keys: list[str]) -> int:
+    """Index of the demo most similar to the query (TF-IDF cosine, deterministic)."""
+    best, best_score = -1, 0.0
+    for i, score in enumerate(similarities(query, demo_inputs)):
         if score > best_score + 1e-12:
             best, best_score = i, score
     if best >= 0:
@@ -68,6 +80,17 @@ def nearest(query: str, demo_inputs: list[str], demo_keys: list[str]) -> int:
     counts = Counter(demo_keys)
     top = max(counts.values())
     return next(i for i, k in enumerate(demo_keys) if counts[k] == top)
+
+
+def sampled(query: str, demo_inputs: list[str], demo_keys: list[str], temperature: float, seed_text: str) -> int:
+    """A demo drawn with weights exp(similarity / (0.1 * temperature)), seeded by ``seed_text``."""
+    scores = similarities(query, demo_inputs)
+    if not any(scores):
+        return nearest(query, demo_inputs, demo_keys)
+    top = max(scores)
+    weights = [math.exp((s - top) / (SAMPLING_SCALE * temperature)) for s in scores]
+    rng = random.Random(hashlib.sha256(seed_text.encode("utf-8")).hexdigest())
+    return rng.choices(range(len(scores)), weights=weights)[0]
 
 
 def _render_chat(values: list[tuple[str, Any]]) -> str:
@@ -140,9 +163,10 @@ def _demos(convo: list[Mapping], query_idx: int, spec: Spec) -> list[tuple[str, 
 
 
 def answer(
-    messages: list[dict], options: OfflineOptions | None = None, *, response_format: Any = None
+    messages: list[dict], options: OfflineOptions | None = None, *, response_format: Any = None,
+    temperature: float | None = None, seed: int | None = None,
 ) -> tuple[str, dict]:
-    """Answer a chat prompt. Pure and deterministic: returns (text, usage)."""
+    """Answer a chat prompt. Pure and deterministic for a request: returns (text, usage)."""
     label = options.fallback_label if options is not None else None
     messages = [m for m in messages if isinstance(m, Mapping)]
     system = "\n".join(
@@ -166,7 +190,12 @@ def answer(
     values: list[tuple[str, Any]] = []
     if demos:
         keys = [json.dumps(d[1], sort_keys=True, default=str) for d in demos]
-        demo_in, demo_out = demos[nearest(query, [d[0] for d in demos], keys)]
+        inputs = [d[0] for d in demos]
+        if temperature and temperature > 0:
+            request = json.dumps([messages, seed], sort_keys=True, default=str)
+            demo_in, demo_out = demos[sampled(query, inputs, keys, float(temperature), request)]
+        else:
+            demo_in, demo_out = demos[nearest(query, inputs, keys)]
         for f in spec.outputs:
             v = demo_out.get(f.name)
             if v is None or is_missing(v):

@@ -113,8 +113,9 @@ def _build_handler_class() -> type:
         def _respond(self, model, messages, kwargs, fault: Fault | None):
             if fault is not None and fault.kind not in ("no_usage", "hang"):
                 raise fault_error(fault, model)
-            fmt = (kwargs.get("optional_params") or {}).get("response_format")
-            text, usage = answer(messages, self._opts(), response_format=fmt)
+            params = kwargs.get("optional_params") or {}
+            text, usage = answer(messages, self._opts(), response_format=params.get("response_format"),
+                                 temperature=params.get("temperature"), seed=params.get("seed"))
             no_usage = fault is not None and fault.kind == "no_usage"
             return _make_response(model, text, None if no_usage else usage, kwargs.get("model_response"))
 

@@ -204,7 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any], messages: list, fault: Fault | None) -> None:
         kind = fault.kind if fault is not None else None
-        text, usage = answer(messages, self.server.options, response_format=body.get("response_format"))
+        text, usage = answer(messages, self.server.options, response_format=body.get("response_format"),
+                             temperature=body.get("temperature"), seed=body.get("seed"))
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
