@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 from dspy_mlflow.config.schema import register_schemas
 from dspy_mlflow.config.validate import validate
-from dspy_mlflow.lm.providers import check_section as check_model
-from dspy_mlflow.project.strategies import check_section as check_strategy
+from dspy_mlflow.lm.model_section import check_section as check_model
+from dspy_mlflow.project.strategy_section import check_section as check_strategy
 from dspy_mlflow.search.schema import SCHEMAS as SEARCH_SCHEMAS
 from dspy_mlflow.search.space import check_section as check_search
 from dspy_mlflow.steps.optimizer_schema import SCHEMAS as OPTIMIZER_SCHEMAS

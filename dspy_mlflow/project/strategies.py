@@ -16,8 +16,7 @@ from typing import Any
 import dspy
 
 from dspy_mlflow.errors import ConfigError
-
-STRATEGIES: tuple[str, ...] = ("predict", "chain_of_thought", "best_of_n")
+from dspy_mlflow.project.strategy_section import STRATEGIES
 
 Reward = Callable[[dict, Any], float]
 
@@ -43,13 +42,6 @@ class OutputsPresent:
 
     def __repr__(self) -> str:
         return f"outputs_present{self.names}"
-
-
-def check_section(cfg: Mapping) -> None:
-    """The ``strategy`` section names a known strategy (its numbers are checked with the config's)."""
-    name = cfg["strategy"]["name"]
-    if name not in STRATEGIES:
-        raise ConfigError("strategy.name", name, f"one of {', '.join(STRATEGIES)}")
 
 
 def _get(strategy: Mapping, key: str, default: Any = None) -> Any:

@@ -73,3 +73,14 @@ def test_every_tag_name_is_spelled_in_names_only():
                 spelled.setdefault(node.value, set()).add(_module(path))
     outside = {name: mods for name, mods in spelled.items() if mods != {"dspy_mlflow.names"}}
     assert not outside, outside
+
+
+def test_the_hydra_app_loads_no_heavy_library():
+    """``--cfg job``, ``--help`` and a skipped job import the Hydra app: it stays light (the job's own
+    steps load DSPy, MLflow and LiteLLM when a job runs)."""
+    code = ("import sys, dspy_mlflow.cli.app\n"
+            "print(sorted(m for m in ('dspy', 'mlflow', 'litellm', 'optuna', 'scipy', 'pandas', 'sqlalchemy') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

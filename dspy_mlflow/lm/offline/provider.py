@@ -20,7 +20,6 @@ litellm is imported on first use, never at import time.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Mapping
@@ -137,6 +136,8 @@ def _build_handler_class() -> type:
             return self._respond(model, messages, kwargs, fault)
 
         async def acompletion(self, model, messages, *args, **kwargs):
+            import asyncio  # only an async caller needs it (the package is imported by every config check)
+
             fault = self.faults.draw(messages, self._opts())
             stall, timed_out = self._stall(fault, kwargs)
             if stall > 0:
