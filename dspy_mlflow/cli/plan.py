@@ -7,8 +7,7 @@ import json
 import math
 
 from dspy_mlflow.cli.common import guard
-from dspy_mlflow.compare.power import examples_needed
-from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.compare.power import check_target, examples_needed
 from dspy_mlflow.job.validation import validate_job
 from dspy_mlflow.plan.forecast import format_plan, job_configs, sweep_cost
 from dspy_mlflow.quiet import quiet_libraries
@@ -29,8 +28,8 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
 
     def run() -> int:
-        if a.target_diff is not None and not a.target_diff > 0:  # before any forecast is paid for
-            raise ConfigError("--target-diff", a.target_diff, "a difference > 0 on the metric's scale, e.g. 0.05")
+        if a.target_diff is not None:
+            check_target(a.target_diff)  # before any forecast is paid for
         quiet_libraries()
         configs = job_configs(a.overrides, a.multirun)
         for _, cfg in configs:

@@ -100,19 +100,12 @@ def _split_of(metric: str) -> str:
     return split
 
 
-def _source_run(mv) -> str:
-    run_id = mv.tags.get(names.VERSION_SOURCE_RUN) or mv.run_id
-    if not run_id:
-        raise RegistryError(f"{mv.name} v{mv.version} has no source run (version tag {names.VERSION_SOURCE_RUN!r})")
-    return run_id
-
-
 def _candidate(c: MlflowClient, name: str, ref: str) -> tuple[str, str]:
     """(label, run id) of a version number, a models:/ URI of ``name``, or a run id."""
     ref = str(ref).strip()
     if ref.isdigit() or ref.startswith("models:/"):
         mv = C.resolve(c, ref, name)
-        return f"v{mv.version}", _source_run(mv)
+        return f"v{mv.version}", C.source_run(mv)
     try:
         run = c.get_run(ref)
     except MlflowException:
@@ -145,7 +138,7 @@ def gate(
                             f"promote one first: python -m dspy_mlflow promote {name} VERSION")
     candidate_label, candidate_run = _candidate(c, name, version)
     production_label = f"v{production.version}"
-    pairs = align(load_raw_outputs(c, _source_run(production)), load_raw_outputs(c, candidate_run), split=split,
+    pairs = align(load_raw_outputs(c, C.source_run(production)), load_raw_outputs(c, candidate_run), split=split,
                   labels=(f"production {production_label}", f"{name} {candidate_label}"))
     result = paired(pairs.a, pairs.b, seed=seed)
     return GateResult(
@@ -171,4 +164,4 @@ def production_rows(c: MlflowClient, name: str) -> tuple[str, list[dict]] | None
         mv = c.get_model_version_by_alias(name, names.PRODUCTION)
     except MlflowException:
         return None
-    return f"v{mv.version}", load_raw_outputs(c, _source_run(mv))
+    return f"v{mv.version}", load_raw_outputs(c, C.source_run(mv))

@@ -107,8 +107,10 @@ class Pairs:
         return len(self.a)
 
 
-def _keyed(rows: Sequence[Mapping[str, Any]], split: str | None, label: str) -> dict[tuple[str, int], float]:
-    """{(canonical inputs, occurrence): score}; repeated inputs pair in index order."""
+def keyed_rows(rows: Sequence[Mapping[str, Any]], split: str | None, label: str
+               ) -> dict[tuple[str, int], Mapping[str, Any]]:
+    """{(canonical inputs, occurrence): row} of ``split`` (None: every row), an example's repeated
+    samples as one row with their mean score; repeated inputs pair in index order."""
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping) or "inputs" not in row or "score" not in row:
             raise CompareError(f"{label}: raw output row {i} has no 'inputs' and 'score' (not a raw_outputs.jsonl row)")
@@ -118,9 +120,14 @@ def _keyed(rows: Sequence[Mapping[str, Any]], split: str | None, label: str) -> 
     keyed = {}
     for row in chosen:
         key = canonical(row["inputs"])
-        keyed[(key, seen[key])] = float(row["score"])
+        keyed[(key, seen[key])] = row
         seen[key] += 1
     return keyed
+
+
+def _keyed(rows: Sequence[Mapping[str, Any]], split: str | None, label: str) -> dict[tuple[str, int], float]:
+    """{(canonical inputs, occurrence): score}."""
+    return {key: float(row["score"]) for key, row in keyed_rows(rows, split, label).items()}
 
 
 def align(

@@ -57,11 +57,16 @@ def mde(sd_diff: float, n: int, *, alpha: float = ALPHA, power: float = POWER) -
     return _t_sum(n, alpha, power) * sd_diff / math.sqrt(n)
 
 
+def check_target(target: float) -> None:
+    """A difference to detect: a number > 0 (``plan --target-diff``)."""
+    if not (isinstance(target, (int, float)) and target > 0):
+        raise ConfigError("--target-diff", target, "a difference > 0 on the metric's scale, e.g. 0.05")
+
+
 def examples_needed(target: float, sd_diff: float, *, alpha: float = ALPHA, power: float = POWER) -> int:
     """Paired examples needed to detect a difference of ``target`` (> 0): the smallest n with mde <= target."""
     _check(alpha, power)
-    if not (isinstance(target, (int, float)) and target > 0):
-        raise ConfigError("--target-diff", target, "a difference > 0 on the metric's scale, e.g. 0.05")
+    check_target(target)
     z = NormalDist().inv_cdf
     n = max(2, math.ceil(((z(1 - alpha / 2) + z(power)) * sd_diff / target) ** 2))  # the normal estimate, a floor
     while mde(sd_diff, n, alpha=alpha, power=power) > target:

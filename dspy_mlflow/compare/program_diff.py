@@ -11,8 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import tempfile
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from dspy_mlflow import names
-from dspy_mlflow.compare.intervals import by_example
-from dspy_mlflow.compare.paired import Paired, canonical, paired
+from dspy_mlflow.compare.paired import Paired, canonical, keyed_rows, paired
 from dspy_mlflow.errors import CompareError, ConfigError
 from dspy_mlflow.registry import versions as V
 from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
@@ -72,7 +70,7 @@ def resolve_side(c: MlflowClient, ref: str) -> Side:
     ref = str(ref).strip()
     if ref.startswith("models:/"):
         mv = V.resolve(c, ref)
-        run_id = mv.tags.get(names.VERSION_SOURCE_RUN) or mv.run_id
+        run_id = V.source_run(mv)
         label = f"{mv.name} v{mv.version} (run {str(run_id)[:8]})"
     else:
         try:
@@ -128,18 +126,8 @@ def diff_predictors(a_state: Mapping[str, Any], b_state: Mapping[str, Any], labe
     return out
 
 
-def _test_rows(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], Mapping[str, Any]]:
-    keyed, seen = {}, Counter()
-    test = by_example([r for r in rows if r.get("split", "test") == "test"])  # repeats: sample 0, mean score
-    for row in sorted(test, key=lambda r: r.get("index", 0)):
-        key = canonical(row.get("inputs"))
-        keyed[(key, seen[key])] = row
-        seen[key] += 1
-    return keyed
-
-
 def compare_examples(a_rows, b_rows) -> tuple[list[Outcome], list[Outcome], list[Outcome], Paired]:
-    a, b = _test_rows(a_rows), _test_rows(b_rows)
+    a, b = keyed_rows(a_rows, "test", "A"), keyed_rows(b_rows, "test", "B")
     common = [k for k in a if k in b]
     if not common:
         raise CompareError("no test example of A has the same inputs as one of B: they were not evaluated "

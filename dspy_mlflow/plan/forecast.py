@@ -41,7 +41,7 @@ from dspy_mlflow.lm.usage import content_text, count_tokens
 from dspy_mlflow.plan.power import job_power
 from dspy_mlflow.project.loader import load_project
 from dspy_mlflow.project.splits import split_examples
-from dspy_mlflow.steps.prepare import prepare
+from dspy_mlflow.steps.prepare import Prepared, prepare
 from dspy_mlflow.tracking.finished import find_finished
 
 PROBES = 3
@@ -64,18 +64,18 @@ class Forecast:
 
 def forecast_job(conf: dict, label: str) -> Forecast:
     """The forecast of one job (a resolved config as ``run`` takes it), with its power."""
-    forecast = _from_history(conf, label) or _from_probe(conf, label)
-    power = job_power(conf)
+    prepared = prepare(json.loads(json.dumps(conf)))  # the project loaded and hashed once, for both
+    forecast = _from_history(prepared, label) or _from_probe(conf, label)
+    power = job_power(conf, prepared)
     forecast.test_examples, forecast.mde, forecast.mde_source = power.test_examples, power.mde, power.source
     forecast.sd_diff = power.sd_diff
     return forecast
 
 
-def _from_history(conf: dict, label: str) -> Forecast | None:
+def _from_history(prepared: Prepared, label: str) -> Forecast | None:
     import mlflow
 
-    conf = json.loads(json.dumps(conf))
-    prepared = prepare(conf)
+    conf = prepared.conf
     mlflow.set_tracking_uri(conf["tracking"]["uri"])
     experiment = mlflow.get_experiment_by_name(str(conf["tracking"]["experiment"]))
     if experiment is None:

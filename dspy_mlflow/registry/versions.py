@@ -95,6 +95,14 @@ def resolve(c: MlflowClient, ref: str | int, name: str | None = None) -> ModelVe
     return max(found, key=lambda v: int(v.version))
 
 
+def source_run(mv: ModelVersion) -> str:
+    """The run a version's program came from (version tag ``source_run``, else the version's run)."""
+    run_id = mv.tags.get(names.VERSION_SOURCE_RUN) or mv.run_id
+    if not run_id:
+        raise RegistryError(f"{mv.name} v{mv.version} has no source run (version tag {names.VERSION_SOURCE_RUN!r})")
+    return run_id
+
+
 def all_versions(c: MlflowClient, name: str) -> list[ModelVersion]:
     """Every version of ``name``, oldest first, with aliases filled in."""
     rm = get_registered_model(c, name)
