@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dspy_mlflow.lm.offline.fallbacks import FALLBACK_STR, coerce_for_json, fallback_value
+from dspy_mlflow.lm.offline.fallbacks import FALLBACK_STR, coerce_for_json, fallback_value, literal_options
 from dspy_mlflow.lm.offline.prompt import (
     MARKER_RE,
     Spec,
@@ -30,6 +30,8 @@ from dspy_mlflow.lm.offline.prompt import (
     parse_system,
     strip_query_suffix,
 )
+from dspy_mlflow.lm.offline.proposer import propose
+from dspy_mlflow.lm.offline.rules import decide, parse_rules
 from dspy_mlflow.lm.usage import content_text, usage_for
 
 if TYPE_CHECKING:
@@ -91,6 +93,12 @@ def sampled(query: str, demo_inputs: list[str], demo_keys: list[str], temperatur
     weights = [math.exp((s - top) / (SAMPLING_SCALE * temperature)) for s in scores]
     rng = random.Random(hashlib.sha256(seed_text.encode("utf-8")).hexdigest())
     return rng.choices(range(len(scores)), weights=weights)[0]
+
+
+def sampled_option(options: list, seed_text: str) -> Any:
+    """With no demos at a temperature > 0: one of a Literal's options, seeded by ``seed_text``."""
+    rng = random.Random(hashlib.sha256(seed_text.encode("utf-8")).hexdigest())
+    return rng.choice(options)
 
 
 def _render_chat(values: list[tuple[str, Any]]) -> str:
@@ -164,9 +172,10 @@ def _demos(convo: list[Mapping], query_idx: int, spec: Spec) -> list[tuple[str, 
 
 def answer(
     messages: list[dict], options: OfflineOptions | None = None, *, response_format: Any = None,
-    temperature: float | None = None, seed: int | None = None,
+    temperature: float | None = None, seed: int | None = None, draw: int = 0,
 ) -> tuple[str, dict]:
-    """Answer a chat prompt. Pure and deterministic for a request: returns (text, usage)."""
+    """Answer a chat prompt. Pure and deterministic for a request and ``draw`` (the how-manieth
+    identical sampled call this is, :mod:`.draws`): returns (text, usage)."""
     label = options.fallback_label if options is not None else None
     messages = [m for m in messages if isinstance(m, Mapping)]
     system = "\n".join(
@@ -184,15 +193,22 @@ def answer(
         if query_idx >= 0
         else {}
     )
+    proposed = propose(spec, query_fields)
+    if proposed is not None:
+        values = [(f.name, proposed[f.name] if f.name in proposed else fallback_value(f, label))
+                  for f in spec.outputs]
+        text = _render_json(values) if spec.json_mode else _render_chat(values)
+        return text, usage_for(messages, text)
     query = _input_text(query_fields, spec)
     demos = _demos(convo, query_idx, spec)
+    sampling = bool(temperature and temperature > 0)
+    request = json.dumps([messages, seed] + ([draw] if draw else []), sort_keys=True, default=str) if sampling else ""
 
     values: list[tuple[str, Any]] = []
     if demos:
         keys = [json.dumps(d[1], sort_keys=True, default=str) for d in demos]
         inputs = [d[0] for d in demos]
-        if temperature and temperature > 0:
-            request = json.dumps([messages, seed], sort_keys=True, default=str)
+        if sampling:
             demo_in, demo_out = demos[sampled(query, inputs, keys, float(temperature), request)]
         else:
             demo_in, demo_out = demos[nearest(query, inputs, keys)]
@@ -210,8 +226,28 @@ def answer(
         for f in spec.outputs:
             if f.name in ("reasoning", "rationale"):
                 values.append((f.name, "No examples to compare with; answering with the default."))
+            elif sampling and literal_options(f):
+                values.append((f.name, sampled_option(literal_options(f), request)))
             else:
                 values.append((f.name, fallback_value(f, label)))
 
+    ruled = decide(parse_rules(instructions_of(system)), query_fields,
+                   {f.name: literal_options(f) for f in spec.outputs})
+    if ruled:
+        values = [(name, _ruled_value(name, v, ruled)) for name, v in values]
     text = _render_json(values) if spec.json_mode else _render_chat(values)
     return text, usage_for(messages, text)
+
+
+def _ruled_value(name: str, value: Any, ruled: dict) -> Any:
+    if name in ruled:
+        return ruled[name]
+    if name in ("reasoning", "rationale"):
+        return "A written rule decides: " + ", ".join(f"{k} is {v}" for k, v in ruled.items()) + "."
+    return value
+
+
+def instructions_of(system: str) -> str:
+    """The signature's instructions in a DSPy system message (all of it for other layouts)."""
+    _, found, rest = system.partition("your objective is:")
+    return rest if found else system

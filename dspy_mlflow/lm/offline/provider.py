@@ -28,6 +28,7 @@ from typing import Any
 from dspy_mlflow import names
 from dspy_mlflow.errors import ProviderError
 from dspy_mlflow.lm.faults import Fault, FaultInjector
+from dspy_mlflow.lm.offline.draws import Draws
 from dspy_mlflow.lm.offline.learner import answer
 from dspy_mlflow.lm.offline.options import OfflineOptions
 
@@ -105,6 +106,7 @@ def _build_handler_class() -> type:
             super().__init__()
             self.options = options
             self.faults = FaultInjector()
+            self.draws = Draws()
 
         def _opts(self) -> OfflineOptions:
             return self.options if self.options is not None else current_options()
@@ -113,8 +115,10 @@ def _build_handler_class() -> type:
             if fault is not None and fault.kind not in ("no_usage", "hang"):
                 raise fault_error(fault, model)
             params = kwargs.get("optional_params") or {}
+            temperature, seed = params.get("temperature"), params.get("seed")
             text, usage = answer(messages, self._opts(), response_format=params.get("response_format"),
-                                 temperature=params.get("temperature"), seed=params.get("seed"))
+                                 temperature=temperature, seed=seed,
+                                 draw=self.draws.next(messages, temperature, seed))
             no_usage = fault is not None and fault.kind == "no_usage"
             return _make_response(model, text, None if no_usage else usage, kwargs.get("model_response"))
 

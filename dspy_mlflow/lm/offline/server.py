@@ -38,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from dspy_mlflow.lm.offline import Fault, FaultInjector, OfflineOptions, answer
+from dspy_mlflow.lm.offline.draws import Draws
 from dspy_mlflow.lm.offline.stats import ServerStats
 
 MODEL_ID = "offline"
@@ -59,6 +60,7 @@ class OfflineHTTPServer(ThreadingHTTPServer):
         self.options = options
         self.api_key = api_key
         self.faults = FaultInjector()
+        self.draws = Draws()
         self.stats = ServerStats()
         self.closing = threading.Event()  # cuts hang faults short on close
 
@@ -204,8 +206,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any], messages: list, fault: Fault | None) -> None:
         kind = fault.kind if fault is not None else None
+        temperature, seed = body.get("temperature"), body.get("seed")
         text, usage = answer(messages, self.server.options, response_format=body.get("response_format"),
-                             temperature=body.get("temperature"), seed=body.get("seed"))
+                             temperature=temperature, seed=seed,
+                             draw=self.server.draws.next(messages, temperature, seed))
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
