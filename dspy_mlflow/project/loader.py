@@ -6,7 +6,7 @@ A project module (a dotted module path such as ``projects.sentiment`` / ``mypkg.
     signature: type[dspy.Signature]
     def make_program(strategy: Mapping) -> dspy.Module
     def load_examples() -> list[dspy.Example]        # inputs marked with .with_inputs(...)
-    def metric(example, prediction, trace=None) -> float   # 0..1 (bool ok)
+    def metric(example, prediction, trace=None) -> float   # 0..1 (bool ok), or dspy.Prediction(score=, feedback=)
     optional: def reward(inputs: dict, prediction) -> float   # used by strategy=best_of_n
 
 Every problem is reported as a one-line ``ProjectError`` that names the module (or file),
@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from dspy_mlflow.errors import ProjectError, one_line
+from dspy_mlflow.project.metric import wrap_metric
 
 REQUIRED = ("signature", "make_program", "load_examples", "metric")
 _REQUIRED_TEXT = "signature, make_program(strategy), load_examples(), metric(example, prediction, trace=None)"
@@ -143,31 +144,6 @@ def _check_callable(where: str, attr: str, obj: Any, args: tuple, expected: str)
         raise ProjectError(
             f"{where}: {attr}{sig} has the wrong signature ({exc}); expected {expected}"
         ) from exc
-
-
-def _accepts(func: Callable, n: int) -> bool:
-    try:
-        inspect.signature(func).bind(*([None] * n))
-        return True
-    except TypeError:
-        return False
-    except ValueError:
-        return True
-
-
-def _wrap_metric(func: Callable) -> Callable[..., float]:
-    """Call the project's metric with as many of (example, prediction, trace, pred_name, pred_trace)
-    as it accepts. No functools.wraps: GEPA inspects the wrapper's own signature."""
-    n = next((k for k in (5, 4, 3, 2) if _accepts(func, k)), 2)
-
-    def metric(example, prediction, trace=None, pred_name=None, pred_trace=None):
-        return func(*(example, prediction, trace, pred_name, pred_trace)[:n])
-
-    metric.__name__ = getattr(func, "__name__", "metric")
-    metric.__qualname__ = metric.__name__
-    metric.__doc__ = getattr(func, "__doc__", None)
-    metric.__module__ = getattr(func, "__module__", __name__)
-    return metric
 
 
 class _CheckedExamples:
@@ -286,7 +262,7 @@ def load_project(project_cfg: Mapping, *, check_examples: bool = True) -> Projec
         signature=signature,
         make_program=module.make_program,
         load_examples=load_examples,
-        metric=_wrap_metric(module.metric),
+        metric=wrap_metric(module.metric),
         reward=reward,
         source=source,
     )

@@ -28,6 +28,7 @@ from typing import Any
 from dspy_mlflow.errors import BudgetExceeded, one_line
 from dspy_mlflow.lm.custom import CUSTOM_PROVIDERS, provider_of
 from dspy_mlflow.lm.ledger import Ledger
+from dspy_mlflow.project.metric import with_feedback
 from dspy_mlflow.steps.trace_sampling import traced_indices, tracing
 
 
@@ -148,15 +149,16 @@ def evaluate(
              if key[0] < len(examples) and key[1] < repeats and same_example(row, examples[key[0]])}
     traced = traced_indices(examples, trace_sampling, max_traced)
     lms = rollout_lms(repeats)
+    judge = with_feedback(metric)
     samples = [(i, r) for i in range(len(examples)) for r in range(repeats)]
 
     def one(index: int, example, attempt: int = 1, repeat: int = 0) -> dict[str, Any]:
-        prediction, error, kind, score = None, None, None, 0.0
+        prediction, error, kind, score, feedback = None, None, None, 0.0, None
         with ledger.example() as usage, tracing(index in traced and repeat == 0), _lm_of(lms[repeat]):
             t0 = time.perf_counter()
             try:
                 prediction = program(**example.inputs())
-                score = float(metric(example, prediction))
+                score, feedback = judge(example, prediction)
             except Exception as exc:  # one bad example must not stop the others
                 error, kind = one_line(exc), error_kind(exc)
             latency_ms = (time.perf_counter() - t0) * 1000
@@ -168,6 +170,7 @@ def evaluate(
             "gold": _plain(example.labels()),
             "prediction": _plain(prediction) if prediction is not None else None,
             "score": score,
+            "feedback": feedback,
             "latency_ms": round(latency_ms, 3),
             "tokens_in": usage.tokens_in,
             "tokens_out": usage.tokens_out,

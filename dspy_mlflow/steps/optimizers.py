@@ -13,6 +13,7 @@ from typing import Any
 
 from dspy_mlflow.config.typed import check_against, fields_of, kind_of
 from dspy_mlflow.errors import ConfigError
+from dspy_mlflow.project.metric import with_feedback
 from dspy_mlflow.steps.optimizer_schema import RESERVED, SCHEMAS
 
 _CLASSES = {name: cls for name, (_, cls) in SCHEMAS.items() if cls}
@@ -152,10 +153,15 @@ def check_value(key: str, value: Any, schema: type, field_name: str) -> None:
 
 
 def gepa_metric(metric: Callable) -> Callable:
-    """GEPA calls metric(gold, pred, trace, pred_name, pred_trace)."""
+    """GEPA calls metric(gold, pred, trace, pred_name, pred_trace) and reflects on the feedback of a
+    ``dspy.Prediction(score=..., feedback=...)``; a metric without feedback gives GEPA its score."""
+    import dspy
+
+    judge = with_feedback(metric)
 
     def wrapped(gold, pred, trace=None, pred_name=None, pred_trace=None):
-        return float(metric(gold, pred, trace))
+        score, feedback = judge(gold, pred, trace, pred_name, pred_trace)
+        return score if feedback is None else dspy.Prediction(score=score, feedback=feedback)
 
     return wrapped
 

@@ -155,4 +155,4 @@ def _outputs(row: Mapping[str, Any]) -> dict[str, Any]:
 def _rationale(row: Mapping[str, Any]) -> str | None:
     if row.get("error"):
         return f"{row.get('error_kind') or 'error'}: {row['error']}"[:1000]
-    return None
+    return row.get("feedback") or None  # what a feedback metric said of the answer

@@ -11,6 +11,7 @@ three, so each correct field earns 1/3.
   - phone: digits only; an 11-digit number starting with 1 loses that US country code
   - an absent field ("none", "n/a", "null", "", "-") matches only an absent gold field;
     a prediction with no such attribute at all scores 0 for that field
+The metric returns dspy.Prediction(score, feedback): the feedback names each wrong field and its gold value.
 Run: ``python -m dspy_mlflow project=contact_extraction``
 """
 
@@ -68,10 +69,21 @@ def field_scores(example, prediction) -> dict[str, float]:
     return scores
 
 
-def metric(example, prediction, trace=None) -> float:
-    """Mean over name/email/phone of exact match after normalisation (see module docstring)."""
+def metric(example, prediction, trace=None) -> dspy.Prediction:
+    """Mean over name/email/phone of exact match after normalisation (see module docstring); the
+    feedback names each wrong field, its gold value and the gold words the prediction missed."""
     scores = field_scores(example, prediction)
-    return sum(scores.values()) / len(scores)
+    notes = []
+    for f in FIELDS:
+        if scores[f]:
+            continue
+        gold = normalize(f, example[f]) or "none"
+        got = getattr(prediction, f, None) if prediction is not None else None
+        missed = [w for w in gold.split() if w not in normalize(f, got).split()] if got is not None else []
+        notes.append(f'the {f} should be "{gold}", not "{got}"'
+                     + (f" (missed: {', '.join(missed)})" if missed and missed != [gold] else ""))
+    feedback = "Wrong: " + "; ".join(notes) + "." if notes else "Correct: name, email and phone all match."
+    return dspy.Prediction(score=sum(scores.values()) / len(scores), feedback=feedback)
 
 
 def reward(inputs: dict, prediction) -> float:

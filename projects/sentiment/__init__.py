@@ -1,7 +1,8 @@
 """Sentiment classification of short product and service reviews.
 
 Data: 240 reviews (data.jsonl, rebuilt by generate_data.py), balanced positive/negative.
-Metric: accuracy, 1.0 when the predicted label equals the gold label (case and spaces ignored).
+Metric: accuracy, 1.0 when the predicted label equals the gold label (case and spaces ignored),
+with feedback that names the gold label (GEPA reflects on it).
 Run: ``python -m dspy_mlflow project=sentiment``
 """
 
@@ -47,6 +48,10 @@ def load_examples() -> list[dspy.Example]:
     return [dspy.Example(text=r["text"], sentiment=r["sentiment"]).with_inputs("text") for r in rows]
 
 
-def metric(example, prediction, trace=None) -> float:
-    """Accuracy: 1.0 if the predicted sentiment equals the gold one after lowercasing/stripping."""
-    return 1.0 if _norm(getattr(prediction, "sentiment", None)) == _norm(example.sentiment) else 0.0
+def metric(example, prediction, trace=None) -> dspy.Prediction:
+    """Accuracy: 1.0 if the predicted sentiment equals the gold one after lowercasing/stripping;
+    the feedback says what the gold label was."""
+    got, gold = _norm(getattr(prediction, "sentiment", None)), _norm(example.sentiment)
+    if got == gold:
+        return dspy.Prediction(score=1.0, feedback=f'Correct: the sentiment is "{gold}".')
+    return dspy.Prediction(score=0.0, feedback=f'Wrong: the sentiment should be "{gold}", not "{got}".')

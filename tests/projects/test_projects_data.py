@@ -72,10 +72,10 @@ def test_contact_labels_appear_in_text_and_some_are_absent():
 
 def test_sentiment_metric():
     gold = dspy.Example(text="x", sentiment="positive").with_inputs("text")
-    assert sentiment.metric(gold, dspy.Prediction(sentiment="positive")) == 1.0
-    assert sentiment.metric(gold, dspy.Prediction(sentiment=" Positive. ")) == 1.0
-    assert sentiment.metric(gold, dspy.Prediction(sentiment="negative")) == 0.0
-    assert sentiment.metric(gold, dspy.Prediction(), None) == 0.0
+    assert sentiment.metric(gold, dspy.Prediction(sentiment="positive")).score == 1.0
+    assert sentiment.metric(gold, dspy.Prediction(sentiment=" Positive. ")).score == 1.0
+    assert sentiment.metric(gold, dspy.Prediction(sentiment="negative")).score == 0.0
+    assert sentiment.metric(gold, dspy.Prediction(), None).score == 0.0
     assert sentiment.reward({"text": "x"}, dspy.Prediction(sentiment="negative")) == 1.0
     assert sentiment.reward({"text": "x"}, dspy.Prediction(sentiment="meh")) == 0.0
 
@@ -97,17 +97,17 @@ GOLD = dspy.Example(
     ],
 )
 def test_contact_metric(pred, expected):
-    assert contacts.metric(GOLD, dspy.Prediction(**pred)) == pytest.approx(expected)
+    assert contacts.metric(GOLD, dspy.Prediction(**pred)).score == pytest.approx(expected)
 
 
 def test_contact_metric_absent_fields():
     gold = dspy.Example(text="t", name="Wei Chen", email="none", phone="none").with_inputs("text")
-    assert contacts.metric(gold, dspy.Prediction(name="Wei Chen", email="N/A", phone="")) == 1.0
+    assert contacts.metric(gold, dspy.Prediction(name="Wei Chen", email="N/A", phone="")).score == 1.0
     assert contacts.metric(
         gold, dspy.Prediction(name="Wei Chen", email="wei@x.com", phone="none")
-    ) == pytest.approx(2 / 3)
+    ).score == pytest.approx(2 / 3)
     # a prediction that lacks the attribute entirely earns nothing for it
-    assert contacts.metric(gold, dspy.Prediction(name="Wei Chen")) == pytest.approx(1 / 3)
+    assert contacts.metric(gold, dspy.Prediction(name="Wei Chen")).score == pytest.approx(1 / 3)
 
 
 def test_contact_reward_checks_the_text():

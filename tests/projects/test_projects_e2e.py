@@ -44,7 +44,7 @@ def test_best_of_n_retries_until_the_reward_is_met():
     program = contacts.make_program(CFGS["best_of_n"])
     with dspy.context(lm=DummyLM([invented, gold, invented])):
         prediction = program(**example.inputs())
-    assert contacts.metric(example, prediction) == 1.0
+    assert contacts.metric(example, prediction).score == 1.0
 
 
 def test_best_of_n_keeps_the_best_when_threshold_is_never_met():
