@@ -1,9 +1,10 @@
 """How the optimizer got there: how each candidate it evaluated scored, as the metric series
 ``compile/candidate_score`` (one step per candidate, in the order they were tried).
 
-* GEPA reports through its own callback protocol (``gepa.core.callbacks``): each proposal,
-  and its minibatch score when accepted or rejected; also ``compile/candidates_proposed``
-  and ``compile/candidates_accepted``.
+* GEPA reports through its own callback protocol (``gepa.core.callbacks``): each candidate it
+  scored on the dev set (step = candidate, 0 = the seed program), its instructions in the artifact
+  ``compile/candidates.json``; each proposal's minibatch score as ``compile/minibatch_score``;
+  also ``compile/candidates_proposed`` and ``compile/candidates_accepted``.
 * BootstrapFewShotWithRandomSearch leaves ``candidate_programs`` (score and seed) on its
   result: step = the order of the seeds it tried.
 * MIPROv2 leaves ``trial_logs`` on its result: step = trial number, value = the trial's
@@ -17,13 +18,23 @@ import time
 
 
 class GepaProgress:
-    """A GEPA callback that keeps the proposals and their minibatch scores."""
+    """A GEPA callback that keeps the candidates (dev score, instructions) and the proposals'
+    minibatch scores."""
 
     def __init__(self) -> None:
         self.proposed = 0
         self.accepted = 0
-        self.scores: list[float] = []
+        self.scores: list[float] = []  # minibatch score per proposal
+        self.candidates: list[dict] = []
         self._lock = threading.Lock()
+
+    def on_valset_evaluated(self, event) -> None:
+        with self._lock:
+            self.candidates.append({
+                "candidate": int(event["candidate_idx"]), "iteration": int(event["iteration"]),
+                "dev_score": float(event["average_score"]), "parents": [p for p in event["parent_ids"] if p is not None],
+                "instructions": dict(event["candidate"]),
+            })
 
     def on_proposal_end(self, event) -> None:
         with self._lock:
@@ -71,13 +82,18 @@ def log_progress(progress: GepaProgress | None, compiled=None) -> dict[str, floa
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    minibatch: list[tuple[int, float]] = []
     if progress is not None:
-        series = list(enumerate(progress.scores))
+        series = [(c["candidate"], c["dev_score"]) for c in progress.candidates]
+        minibatch = list(enumerate(progress.scores))
         summary = progress.metrics()
+        if progress.candidates:
+            mlflow.log_dict(progress.candidates, "compile/candidates.json")
     else:
         series = candidate_series(compiled)
         summary = {"compile/candidates": float(len(series))} if series else {}
     metrics = [Metric("compile/candidate_score", score, now, step) for step, score in series]
+    metrics += [Metric("compile/minibatch_score", score, now, step) for step, score in minibatch]
     metrics += [Metric(key, value, now, 0) for key, value in summary.items()]
     if metrics:
         mlflow.MlflowClient().log_batch(mlflow.active_run().info.run_id, metrics=metrics)

@@ -105,7 +105,7 @@ CASES = [
       "light, medium, heavy, null"),
     C("mipro.auto+candidates", "optimizer=mipro_v2 optimizer.auto=light", "optimizer.auto='light'",
       "optimizer.num_candidates=null"),
-    C("gepa.two-budgets", "optimizer=gepa +optimizer.auto=light", "optimizer.max_metric_calls=200",
+    C("gepa.two-budgets", "optimizer=gepa +optimizer.auto=light", "optimizer.max_metric_calls=800",
       "exactly one budget"),
     C("gepa.strategy", "optimizer=gepa +optimizer.candidate_selection_strategy=best",
       "optimizer.candidate_selection_strategy='best'", "pareto, current_best"),

@@ -54,7 +54,7 @@ def test_a_hydra_node_is_not_an_unknown_key(compose_cfg):
                                                       "optimizer.num_candidates and optimizer.compile.num_trials"),
     (["optimizer=mipro_v2", "optimizer.num_candidates=null"], "optimizer.auto=None is not allowed: light, medium "
                                                                "or heavy unless both"),
-    (["optimizer=gepa", "+optimizer.auto=light"], "optimizer.max_metric_calls=200 is not allowed: null when "
+    (["optimizer=gepa", "+optimizer.auto=light"], "optimizer.max_metric_calls=800 is not allowed: null when "
                                                    "optimizer.auto=light is set"),
     (["optimizer=gepa", "optimizer.max_metric_calls=null"], "optimizer.max_metric_calls=None is not allowed: a "
                                                              "number, or another GEPA budget"),
