@@ -26,6 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 # job runs only: each job also logs its test evaluation as a run of its own (MLflow's evaluation view)
 NOT_EVALUATIONS = "tags.`dspy_mlflow.evaluates` IS NULL"
 
+# every optimizer, with the smallest budget that still runs its whole loop (for slow models)
+EVERY_OPTIMIZER = {
+    "none": [], "labeled_few_shot": [], "bootstrap_few_shot": [],
+    "bootstrap_random_search": ["optimizer.num_candidate_programs=2"],
+    "mipro_v2": ["optimizer.compile.num_trials=2"],
+    "copro": ["optimizer.breadth=2"],
+    "simba": ["optimizer.bsize=4", "optimizer.max_steps=1"],
+    "gepa": ["optimizer.max_metric_calls=24", "optimizer.reflection_minibatch_size=3"],
+}
+
 
 # A small user project given by file: its examples (text, label) come from rows.json beside it.
 FRUIT_PROJECT = '''

@@ -36,10 +36,18 @@ def announce(ctx: JobContext, entry: dict, n_train: int, n_dev: int) -> None:
 
 def compile_plain(ctx: JobContext, entry: dict, program, *, trainset, devset, lm):
     """One optimizer run (no search), its candidates' scores logged as ``compile/candidate_score``."""
+    from dspy.utils.exceptions import AdapterParseError  # DSPy: not imported by a skipped job
+
     gepa = GepaProgress() if entry["name"] == "gepa" else None
-    compiled = compile_program(entry, program, metric=ctx.project.metric, trainset=trainset, devset=devset,
-                               lm=lm, num_threads=int(ctx.conf["eval"]["num_threads"]),
-                               seed=int(ctx.conf["seed"]), progress=gepa)
+    try:
+        compiled = compile_program(entry, program, metric=ctx.project.metric, trainset=trainset, devset=devset,
+                                   lm=lm, num_threads=int(ctx.conf["eval"]["num_threads"]),
+                                   seed=int(ctx.conf["seed"]), progress=gepa)
+    except AdapterParseError as exc:
+        # an optimizer's own prompt (an instruction proposal) answered unparsably: like an unparsable
+        # demo, it costs the optimization, not the job; the program stays as it started, flagged
+        ctx.compile_stopped = f"the model's answer to its {exc.signature.__name__} prompt did not parse"
+        compiled = program
     ctx.metrics.update(log_progress(gepa, compiled))
     return compiled
 
@@ -58,7 +66,9 @@ def warn_if_unchanged(ctx: JobContext, before, after, optimizer: str) -> None:
         return
     warning = (f"optimizer={optimizer} changed nothing: the compiled program has the same demos and "
                f"instructions as the one it started from")
-    if names.CANDIDATES_PROPOSED in ctx.metrics:
+    if ctx.compile_stopped:
+        warning += f" (it stopped: {ctx.compile_stopped})"
+    elif names.CANDIDATES_PROPOSED in ctx.metrics:
         warning += (f" ({int(ctx.metrics[names.CANDIDATES_PROPOSED])} candidates proposed, "
                     f"{int(ctx.metrics[names.CANDIDATES_ACCEPTED])} accepted)")
     print(f"warning: {warning}")

@@ -32,6 +32,7 @@ class JobContext:
     model_cfg: dict[str, Any] = field(default_factory=dict)  # the fallback entry if preflight switched
     resolved_optimizer: str = ""
     chosen_hyperparameters: dict[str, str] = field(default_factory=dict)
+    compile_stopped: str = ""  # why the optimizer stopped early, the program kept as it started
     model_version: str | None = None
     logged_raw: bool = False
     step: str = "starting"  # where an interrupt found the job

@@ -12,9 +12,12 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 
+from dspy_mlflow.job.run import run
+from dspy_mlflow.lm.offline.rules import parse_rules
 from dspy_mlflow.lm.offline.server import serving
-from tests.conftest import NOT_EVALUATIONS
+from tests.conftest import EVERY_OPTIMIZER, NOT_EVALUATIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -65,3 +68,27 @@ def test_gpt4o_against_a_local_openai_compatible_server(cli, workdir):
     assert traces, "autolog traces are linked to the run"
     blob = json.dumps([t.to_dict() for t in traces], default=str)
     assert "gpt-4o" in blob and SECRET not in blob
+
+
+@pytest.mark.parametrize("optimizer", list(EVERY_OPTIMIZER))
+def test_every_optimizer_finishes_on_a_hosted_entry_against_the_offline_server(compose_cfg, workdir, monkeypatch,
+                                                                                optimizer):
+    """The rules live in the model: over HTTP (a hosted entry, LiteLLM's OpenAI route) every optimizer
+    finishes and changes the program; GEPA's reflection writes rules its candidates carry."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    # the offline server answers in milliseconds: the shipped budgets, but GEPA's (800 metric calls)
+    budget = ["optimizer.max_metric_calls=200", "optimizer.reflection_minibatch_size=6"] if optimizer == "gepa" else []
+    with serving(api_key=SECRET) as base_url:
+        cfg = OmegaConf.to_container(compose_cfg(
+            f"tracking.uri=sqlite:///{workdir}/mlflow.db", "model=gpt4o", f"model.api_base={base_url}",
+            f"optimizer={optimizer}", *budget, "project.split.limit=40", "eval.progress=false",
+            "tracking.autolog=false", "tracking.log_model=false", "registry.register=false"), resolve=True)
+        result = run(cfg, output_dir=workdir / "out")
+    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    r = client.get_run(result.run_id)
+    assert result.status == "FINISHED" and r.data.metrics["eval/errors"] == 0
+    assert "dspy_mlflow.warning" not in r.data.tags, r.data.tags["dspy_mlflow.warning"]
+    if optimizer == "gepa":
+        path = client.download_artifacts(result.run_id, "compile/candidates.json", str(workdir))
+        later = [c["instructions"] for c in json.loads(Path(path).read_text())[1:]]
+        assert later and all(parse_rules(text) for c in later for text in c.values()), later

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
 
-from tests.conftest import NOT_EVALUATIONS
+from dspy_mlflow.job.run import run
+from tests.conftest import EVERY_OPTIMIZER, NOT_EVALUATIONS
 
 pytestmark = [pytest.mark.mlx, pytest.mark.slow]
 
@@ -54,3 +56,19 @@ def test_openai_compatible_entry_against_mlx_lm_server(cli, workdir, mlx_server)
     assert run.info.status == "FINISHED" and run.data.params["model"] == "openai_compatible"
     assert m["eval/tokens_in"] > 0 and m["eval/tokens_out"] > 0  # usage came back over HTTP
     assert m["cost/total_usd"] == 0.0  # self-hosted: free unless priced
+
+
+@pytest.mark.parametrize(("optimizer", "budget"), EVERY_OPTIMIZER.items(), ids=list(EVERY_OPTIMIZER))
+def test_every_optimizer_finishes_on_mlx_tiny(compose_cfg, workdir, mlx_tiny_path, monkeypatch, optimizer, budget):
+    """Random weights answer noise: every optimizer still runs its loop (proposals included) and ends
+    FINISHED, with the noise counted as errors rather than raised."""
+    monkeypatch.setenv("DSPY_MLFLOW_MLX_TINY", str(mlx_tiny_path))
+    cfg = OmegaConf.to_container(compose_cfg(
+        f"tracking.uri=sqlite:///{workdir}/mlflow.db", "model=mlx_tiny", f"optimizer={optimizer}", *budget,
+        "model.max_tokens=8", "project.split.limit=12", "eval.progress=false", "tracking.autolog=false", "tracking.log_model=false",
+        "registry.register=false"), resolve=True)
+    result = run(cfg, output_dir=workdir / "out")
+    r = MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(result.run_id)
+    m, warning = r.data.metrics, r.data.tags.get("dspy_mlflow.warning", "")
+    assert result.status == "FINISHED" and m["lm/calls"] > 0 and m["eval/errors"] == m["data/test"]
+    assert not warning or warning.startswith(f"optimizer={optimizer} changed nothing"), warning
