@@ -38,6 +38,7 @@ def format_html(d: ProgramDiff) -> str:
         parts.append(f"<h2>predictor {html.escape(p.name)}</h2>")
         parts.append("<p>instruction unchanged</p>" if not p.instruction else
                      "<pre>" + "\n".join(_diff_line(line) for line in p.instruction) + "</pre>")
+        parts += [f"<p>{html.escape(line)}</p>" for line in p.prefixes]
         parts.append(f"<p>demos: {len(p.added)} added, {len(p.removed)} removed, {p.kept} kept</p>")
         demos = [f'<span class="add">+ {_text(x)}</span>' for x in p.added] + \
                 [f'<span class="del">- {_text(x)}</span>' for x in p.removed]

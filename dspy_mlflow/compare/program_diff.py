@@ -39,6 +39,7 @@ class Side:
 class PredictorDiff:
     name: str
     instruction: list[str]  # unified diff lines; empty when unchanged
+    prefixes: list[str] = field(default_factory=list)  # "field 2 prefix: 'Sentiment:' -> 'Label:'" (COPRO sets them)
     added: list[dict[str, Any]] = field(default_factory=list)  # demos of B that A has not
     removed: list[dict[str, Any]] = field(default_factory=list)  # demos of A that B has not
     kept: int = 0
@@ -112,16 +113,17 @@ def diff_predictors(a_state: Mapping[str, Any], b_state: Mapping[str, Any], labe
                            f"{labels[1]} has {', '.join(sorted(b)) or 'none'}")
     out = []
     for name in sorted(a):
-        if _fields(a[name]) != _fields(b[name]):
-            raise CompareError(f"predictor {name!r} has different signatures: {labels[0]} {_fields(a[name])}, "
-                               f"{labels[1]} {_fields(b[name])}")
+        fa, fb = _fields(a[name]), _fields(b[name])
+        if len(fa) != len(fb):
+            raise CompareError(f"predictor {name!r} has different signatures: {labels[0]} {fa}, {labels[1]} {fb}")
+        prefixes = [f"field {i} prefix: {x!r} -> {y!r}" for i, (x, y) in enumerate(zip(fa, fb), 1) if x != y]
         ia = str((a[name].get("signature") or {}).get("instructions") or "")
         ib = str((b[name].get("signature") or {}).get("instructions") or "")
         lines = list(difflib.unified_diff(ia.splitlines(), ib.splitlines(), f"{labels[0]}", f"{labels[1]}",
                                           lineterm="")) if ia != ib else []
         da = {_demo_key(d): d for d in a[name].get("demos") or []}
         db = {_demo_key(d): d for d in b[name].get("demos") or []}
-        out.append(PredictorDiff(name, lines, [d for k, d in db.items() if k not in da],
+        out.append(PredictorDiff(name, lines, prefixes, [d for k, d in db.items() if k not in da],
                                  [d for k, d in da.items() if k not in db], sum(k in db for k in da)))
     return out
 
@@ -172,6 +174,7 @@ def format_text(d: ProgramDiff, max_examples: int = 10) -> str:
         out.append(f"\npredictor {p.name}")
         out.append("  instruction: unchanged" if not p.instruction else "  instruction:")
         out += [f"    {line}" for line in p.instruction]
+        out += [f"  {line}" for line in p.prefixes]
         out.append(f"  demos: {len(p.added)} added, {len(p.removed)} removed, {p.kept} kept")
         out += [f"    + {_short(demo)}" for demo in p.added]
         out += [f"    - {_short(demo)}" for demo in p.removed]

@@ -88,3 +88,16 @@ def test_a_bad_reference_or_another_signature_is_one_error_line_and_exit_2(cli, 
         proc = cli(["diff", *args], cwd=workdir)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc.stdout[-1000:])
         assert len(proc.stderr.splitlines()) == 1 and re.match(message, proc.stderr), proc.stderr
+
+
+def test_a_changed_output_prefix_is_listed_not_refused():
+    """COPRO rewrites the output field's prefix: the same fields with another prefix still compare."""
+    from dspy_mlflow.compare.program_diff import diff_predictors
+
+    def state(prefix):
+        return {"signature": {"instructions": "Label it.", "fields": [{"prefix": "Text:"}, {"prefix": prefix}]},
+                "demos": []}
+
+    (p,) = diff_predictors(state("Sentiment:"), state("Answer:"))
+    assert p.prefixes == ["field 2 prefix: 'Sentiment:' -> 'Answer:'"] and p.instruction == []
+    assert diff_predictors(state("Sentiment:"), state("Sentiment:"))[0].prefixes == []

@@ -60,7 +60,11 @@ def propose(spec: Spec, fields: Mapping[str, str]) -> dict[str, Any] | None:
     if "summary" in outputs and "observations" in inputs:
         return {"summary": _summary(fields.get("observations", ""))}
     if "proposed_instruction" in outputs and inputs & {"basic_instruction", "attempted_instructions"}:
-        return {"proposed_instruction": _proposed(fields)}
+        proposal = {"proposed_instruction": _proposed(fields)}
+        prefix = _best_attempt(fields.get("attempted_instructions", ""), "Prefix")
+        if "proposed_prefix_for_output_field" in outputs and prefix:
+            proposal["proposed_prefix_for_output_field"] = prefix  # COPRO: the best attempt's prefix kept
+        return proposal
     if "new_instruction" in outputs and "current_instruction" in inputs:
         return {"new_instruction": _reflected(fields)}
     if "module_advice" in outputs and "program_inputs" in inputs:
@@ -199,9 +203,9 @@ def _joined(base: str, sentences: list[str]) -> str:
     return (base.rstrip() + "\n" + " ".join(sentences)).strip() if sentences else base
 
 
-def _best_attempt(attempts: str) -> str | None:
-    """COPRO lists attempts in increasing order of score: the last instruction is the best."""
-    found = re.findall(r"Instruction #\d+: (.*?)(?=\n\s*(?:Prefix #|Resulting Score #|Instruction #)|$)",
+def _best_attempt(attempts: str, part: str = "Instruction") -> str | None:
+    """COPRO lists attempts in increasing order of score: the last instruction (or prefix) is the best."""
+    found = re.findall(rf"{part} #\d+: (.*?)(?=\n\s*(?:Prefix #|Resulting Score #|Instruction #)|$)",
                        attempts, flags=re.S)
     return found[-1].strip() if found else None
 
