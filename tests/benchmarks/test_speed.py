@@ -116,7 +116,8 @@ JOB = WARM + textwrap.dedent(f"""
     from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
     from dspy_mlflow.config.paths import conf_dir
     from dspy_mlflow.config.schema import register_schemas
-    from dspy_mlflow.job import evaluate as evaluate_module
+    from dspy_mlflow.job import execute as evaluate_module  # the job's steps call evaluate from here
+    from dspy_mlflow.steps import evaluate as evaluate_step
     from dspy_mlflow.job.run import run
     register_schemas()
     spent = {{"cpu": 0.0, "wall": 0.0, "export": 0.0}}
@@ -152,8 +153,7 @@ JOB = WARM + textwrap.dedent(f"""
             spent["wall"] += time.perf_counter() - wall
 
     evaluate_module.evaluate = timed
-    from dspy_mlflow.job import trace_sampling
-    inner_tracing, per_example = trace_sampling.tracing, {{True: [], False: []}}
+    inner_tracing, per_example = evaluate_step.tracing, {{True: [], False: []}}
 
     @contextlib.contextmanager
     def timed_tracing(traced):
@@ -162,7 +162,7 @@ JOB = WARM + textwrap.dedent(f"""
             yield
         per_example[traced].append(time.thread_time() - cpu)
 
-    trace_sampling.tracing = timed_tracing
+    evaluate_step.tracing = timed_tracing
     total = {N_TEST + 2 * N_DEV}
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=[
