@@ -168,6 +168,7 @@ def run_steps(ctx: JobContext) -> None:
     final = {**usage.final_values(ctx, baseline, dev_result, test_result, len(test)),
              **confidence.confidence(ctx, baseline, dev_result, test_result)}
     ctx.metrics.update({key: float(value) for key, value in final.items()})
+    info = None
     try:
         _log_raw(ctx)
         if not ctx.in_sweep or conf["tracking"].get("sweep_evaluation_views") is None:  # else the sweep's end
@@ -177,9 +178,8 @@ def run_steps(ctx: JobContext) -> None:
                                        example=program_log.model_example(ctx, test, test_result.records),
                                        model_cfg=ctx.model_cfg)
     finally:
-        # after the model: MLflow's Model.log copies every metric logged before it to the model, one
-        # query per metric; the ones logged after are linked to it through the run
-        ctx.log_metrics(final)
+        # after the model, and linked to it: the logged model lists the job's final metrics
+        ctx.log_metrics(final, model_id=info.model_id if info else None)
     register(ctx, info, compiled)
 
 

@@ -91,10 +91,11 @@ class JobContext:
         self.metrics[key] = float(value)
         mlflow.log_metric(key, float(value))
 
-    def log_metrics(self, values: dict[str, float]) -> None:
+    def log_metrics(self, values: dict[str, float], model_id: str | None = None) -> None:
+        """Logged to the run (and, with ``model_id``, to that logged model too, in the same rows)."""
         values = {key: float(value) for key, value in values.items()}
         self.metrics.update(values)
-        mlflow.log_metrics(values)
+        mlflow.log_metrics(values, model_id=model_id)
 
     def raw_rows(self) -> list[dict]:
         if not self.raw_path.exists():

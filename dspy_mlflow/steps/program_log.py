@@ -36,6 +36,9 @@ def model_example(ctx: JobContext, test, records: list[dict]) -> tuple[dict, dic
     return test[0].inputs().toDict(), outputs or {name: "" for name in fields}
 
 
+MODEL_STEP = -1  # the program's step as an MLflow model: one no metric of a job is logged at
+
+
 def log_program(program, workdir: Path, *, log_model: bool, example: tuple[dict, dict] | None,
                 model_cfg: dict[str, Any]):
     """program/program.json (DSPy state) and the pickled program as MLflow model ``program``.
@@ -53,8 +56,11 @@ def log_program(program, workdir: Path, *, log_model: bool, example: tuple[dict,
     # a custom provider (offline, mlx) re-registers itself wherever the pickle is loaded
     with provider_restore(model_cfg), _no_requirement_mismatch_scan():
         signature = infer_signature(*example) if example else None
+        # Model.log copies the run's metrics at the model's step to the model by logging them again,
+        # each a duplicate row the store rejects and recovers from (an error in PostgreSQL's log);
+        # at a step no metric has it copies none, and the job links its final metrics to the model
         return mlflow.dspy.log_model(program, name=names.PROGRAM_MODEL, signature=signature,
-                                     pip_requirements=_requirements())
+                                     pip_requirements=_requirements(), step=MODEL_STEP)
 
 
 @contextlib.contextmanager

@@ -69,6 +69,12 @@ def test_job_logs_the_design_contract(compose_cfg, workdir):
     assert m["cost/usd_per_example"] == pytest.approx(sum(json.loads(x)["cost_usd"] for x in raw) / len(raw))
     contexts = {d.tags[0].value for d in r.inputs.dataset_inputs}
     assert contexts == {"train", "dev", "test"}
+    # the logged model carries the final metrics, each logged once (Model.log copied none again)
+    (output,) = r.outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert output.step == -1 and {x.key: x.value for x in model.metrics}["test/score"] == m["test/score"]
+    assert len(client.get_metric_history(result.run_id, "data/test")) == 1
+    assert len(client.get_metric_history(result.run_id, "test/score")) == 1
     (workdir / "dl").mkdir()
     local = client.download_artifacts(result.run_id, "program/program.json", str(workdir / "dl"))
     state = json.loads(Path(local).read_text())
