@@ -116,7 +116,8 @@ def diff_predictors(a_state: Mapping[str, Any], b_state: Mapping[str, Any], labe
         fa, fb = _fields(a[name]), _fields(b[name])
         if len(fa) != len(fb):
             raise CompareError(f"predictor {name!r} has different signatures: {labels[0]} {fa}, {labels[1]} {fb}")
-        prefixes = [f"field {i} prefix: {x!r} -> {y!r}" for i, (x, y) in enumerate(zip(fa, fb), 1) if x != y]
+        prefixes = [f"field {i} prefix: {x!r} -> {y!r}" for i, (x, y) in enumerate(zip(fa, fb, strict=True), 1)
+                    if x != y]
         ia = str((a[name].get("signature") or {}).get("instructions") or "")
         ib = str((b[name].get("signature") or {}).get("instructions") or "")
         lines = list(difflib.unified_diff(ia.splitlines(), ib.splitlines(), f"{labels[0]}", f"{labels[1]}",
