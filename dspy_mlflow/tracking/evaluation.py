@@ -3,9 +3,8 @@
 MLflow 3.17's UI ("Evaluation runs", mlflow/server/js) lists the runs of an
 experiment that have no logged-model outputs, and a nested run only under a
 listed parent. A job's run logs its program as a model, so it is a training run:
-the evaluation goes into a run of its own, a sibling of the job's run (nested
-in the sweep's parent run when there is one, so a sweep's evaluations group
-under it). It holds one root-span trace per example, made from its row (no LM
+the evaluation goes into a run of its own, nested under the job's run (one row
+per job in the runs table). It holds one root-span trace per example, made from its row (no LM
 call, the program is not run again): the inputs, the prediction as outputs,
 the gold as an expectation and the score as feedback. The view shows a run's
 traces with their assessments and compares two runs trace by trace, matched by
@@ -14,8 +13,8 @@ their inputs.
 ``mlflow.genai.evaluate`` over the same rows builds the same traces at about 4x
 the CPU (thread pools, a re-read of every trace, a search of the run's traces).
 
-A trace costs about 25 ms CPU on a sqlite store (tests/benchmarks/test_evaluation_view.py), so
-in a sweep the jobs log none and the sweep logs the view for its best jobs once it ends
+The traces are written in a batch (tracking/trace_batch.py), about 6 ms CPU each on a sqlite
+store (tests/benchmarks/test_evaluation_view.py); in a sweep the jobs log none and the sweep logs the view for its best jobs once it ends
 (``tracking.sweep_evaluation_views``); ``python -m dspy_mlflow view RUN_ID`` adds it to any run
 later, from its raw_outputs.jsonl.
 """
@@ -28,9 +27,10 @@ from typing import Any, NamedTuple
 from dspy_mlflow import names
 from dspy_mlflow.tracking.heartbeat import beat_value
 from dspy_mlflow.tracking.raw_outputs import load_raw_outputs
+from dspy_mlflow.tracking.trace_batch import RootSpan, write_traces
 
 WRITER_BEAT_S = 600  # the view is written in seconds; a lost machine is found after 3 of these
-DEFAULT_MAX_EXAMPLES = 100  # ~25-46 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~2.5-5 s a job at most
+DEFAULT_MAX_EXAMPLES = 100  # ~6 ms CPU each (tests/benchmarks/test_evaluation_view.py): ~0.6 s a job at most
 SOURCE_ID = names.ASSESSMENT_SOURCE
 EVALUATES_TAG = names.EVALUATES  # on the evaluation run: the job's run id
 EVALUATION_RUN_TAG = names.EVALUATION_RUN  # on the job's run: its evaluation run id
@@ -65,13 +65,13 @@ def log_evaluation(rows: Iterable[Mapping[str, Any]], *, run_id: str, split: str
     evaluation = client.create_run(job.info.experiment_id, run_name=names.evaluation_run_name(job.info.run_name, split), tags=tags)
     eval_id, status = evaluation.info.run_id, "FAILED"
     try:
-        # the view lists the newest trace first: the last index goes in first, so index 0 heads the list
-        trace_ids = [_log_example(row, eval_id, job.info.experiment_id, split, metric_name)
-                     for row in reversed(chosen)]
+        # the view lists the newest trace first: the last index is the oldest, so index 0 heads the list
+        now = evaluation.info.start_time
+        trace_ids = write_traces(job.info.experiment_id, [
+            _root_span(row, eval_id, split, metric_name, now + k) for k, row in enumerate(reversed(chosen))])
         for start in range(0, len(trace_ids), 100):  # MLflow links at most 100 traces a call
             client.link_traces_to_run(trace_ids[start:start + 100], run_id=eval_id)
         scores = [float(r.get("score") or 0.0) for r in chosen]
-        now = evaluation.info.start_time
         client.log_batch(eval_id, metrics=[Metric(f"{metric_name}/mean", sum(scores) / len(scores), now, 0),
                                            Metric("examples", len(chosen), now, 0)])
         client.set_tag(run_id, EVALUATION_RUN_TAG, eval_id)
@@ -113,35 +113,27 @@ def log_run_evaluation(client, run_id: str, *, max_examples: int | None = DEFAUL
     return log_evaluation(load_raw_outputs(client, run_id), run_id=run_id, max_examples=max_examples)
 
 
-def _log_example(row: Mapping[str, Any], eval_run_id: str, experiment_id: str, split: str, metric_name: str) -> str:
-    import mlflow
-    from mlflow.entities import AssessmentSource, AssessmentSourceType
-    from mlflow.entities.trace_location import MlflowExperimentLocation
-    from mlflow.pyfunc.context import Context, set_prediction_context
-    from mlflow.tracing.constant import AssessmentMetadataKey
+def _root_span(row: Mapping[str, Any], eval_run_id: str, split: str, metric_name: str, time_ms: int) -> RootSpan:
+    """One example as a trace: inputs, the prediction as outputs, the gold as an expectation and the
+    score as feedback, in the evaluation run (its trace metadata), whatever run is active."""
+    from mlflow.entities import AssessmentSource, AssessmentSourceType, Expectation, Feedback
+    from mlflow.tracing.constant import AssessmentMetadataKey, TraceMetadataKey, TraceTagKey
 
     source = AssessmentSource(source_type=AssessmentSourceType.CODE, source_id=SOURCE_ID)
     metadata = {AssessmentMetadataKey.SOURCE_RUN_ID: eval_run_id}
-    # is_evaluate: the trace is written before this returns, so assessments can refer to it
     repeat = int(row.get("repeat") or 0)
     sample = f"{row['index']}" + (f"-{repeat}" if repeat else "")  # a repeated sample is a trace of its own
-    context = Context(request_id=f"{eval_run_id}-{sample}", is_evaluate=True)
-    # into the job's experiment and the evaluation run, whatever experiment and run are active
-    where = MlflowExperimentLocation(experiment_id)
-    name = f"{split}[{row['index']}]" + (f" repeat {repeat}" if repeat else "")
-    with set_prediction_context(context), mlflow.start_span(name=name, span_type="CHAIN",
-                                                            trace_destination=where, run_id=eval_run_id) as span:
-        span.set_inputs(dict(row.get("inputs") or {}))
-        span.set_outputs(_outputs(row))
-        span.set_attributes({names.SPAN_SPLIT: split, names.SPAN_INDEX: int(row["index"]), names.SPAN_REPEAT: repeat})
-        # logged while the trace is active, MLflow keeps them in memory and writes them with the
-        # trace in one transaction (tracing/client.py log_assessment): not one write each afterwards
-        if row.get("gold"):
-            mlflow.log_expectation(trace_id=span.trace_id, name="expected_response", value=row["gold"],
-                                   source=source, metadata=metadata, span_id=span.span_id)
-        mlflow.log_feedback(trace_id=span.trace_id, name=metric_name, value=float(row.get("score") or 0.0),
-                            source=source, rationale=_rationale(row), metadata=metadata, span_id=span.span_id)
-    return span.trace_id
+    assessments = [Feedback(name=metric_name, value=float(row.get("score") or 0.0), source=source,
+                            rationale=_rationale(row), metadata=metadata)]
+    if row.get("gold"):
+        assessments.insert(0, Expectation(name="expected_response", value=row["gold"], source=source,
+                                          metadata=metadata))
+    return RootSpan(
+        name=f"{split}[{row['index']}]" + (f" repeat {repeat}" if repeat else ""),
+        inputs=dict(row.get("inputs") or {}), outputs=_outputs(row), time_ms=time_ms,
+        attributes={names.SPAN_SPLIT: split, names.SPAN_INDEX: int(row["index"]), names.SPAN_REPEAT: repeat},
+        metadata={TraceMetadataKey.SOURCE_RUN: eval_run_id},
+        tags={TraceTagKey.EVAL_REQUEST_ID: f"{eval_run_id}-{sample}"}, assessments=assessments)
 
 
 def _outputs(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,10 +25,10 @@ WRITER = textwrap.dedent("""
     client = mlflow.MlflowClient()
     job = client.create_run(client.create_experiment("recovery")).info.run_id
     client.set_tag(job, names.HEARTBEAT, beat_value(10))  # as the job's Heartbeat stamps it
-    def slow_example(*args, **kwargs):
+    def slow_write(*args, **kwargs):
         print("writing", flush=True)
         time.sleep(120)
-    evaluation._log_example = slow_example
+    evaluation.write_traces = slow_write
     rows = [{"split": "test", "index": 0, "inputs": {"text": "a"}, "gold": {"label": "b"},
              "prediction": {"label": "b"}, "score": 1.0}]
     evaluation.log_evaluation(rows, run_id=job)

@@ -44,7 +44,7 @@ STALLED = textwrap.dedent("""
         evaluate.json_line = json_line
     elif point == "writing the view":
         from dspy_mlflow.tracking import evaluation
-        evaluation._log_example = stall
+        evaluation.write_traces = stall
     else:  # after the view: logging the program
         from dspy_mlflow.steps import program_log
         program_log.log_program = stall
