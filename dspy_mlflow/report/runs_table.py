@@ -51,9 +51,11 @@ def job_fields(run, metric_keys) -> dict:
 
 
 def runs_frame(
-    experiment: str = DEFAULT_EXPERIMENT, sweep_id: str | None = None, tracking_uri: str | None = None
+    experiment: str = DEFAULT_EXPERIMENT, sweep_id: str | None = None, tracking_uri: str | None = None,
+    limit: int | None = None,
 ) -> pandas.DataFrame:
-    """One row per job run of ``experiment`` (optionally only sweep ``sweep_id``), best test/score first.
+    """One row per job run of ``experiment`` (optionally only sweep ``sweep_id``), best test/score first;
+    with ``limit``, only the best ``limit`` (the store sorts and stops: the cost does not grow with it).
 
     Job runs are the runs with a ``model`` param: a sweep's parent run and the nested runs of
     autolog evaluations or Optuna trials without one are left out.
@@ -65,14 +67,18 @@ def runs_frame(
     if exp is None:
         existing = sorted(e.name for e in c.search_experiments(max_results=50))
         raise ConfigError("experiment", experiment, "existing experiments: " + (", ".join(existing) or "none"))
-    filter_string = f"tags.`{SWEEP_TAG}` = '{C.quote(sweep_id)}'" if sweep_id else ""
+    filter_string = "params.model LIKE '%'"  # job runs only, asked of the store
+    if sweep_id:
+        filter_string += f" and tags.`{SWEEP_TAG}` = '{C.quote(sweep_id)}'"
     runs, token = [], None
-    while True:
-        page = c.search_runs([exp.experiment_id], filter_string, max_results=1000, page_token=token)
+    while limit is None or len(runs) < limit:
+        page = c.search_runs([exp.experiment_id], filter_string, max_results=min(1000, limit or 1000),
+                             order_by=["metrics.`test/score` DESC", "attributes.start_time DESC"], page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
             break
+    runs = runs[:limit]
     if sweep_id:
         runs += _reused_by_sweep(c, exp.experiment_id, sweep_id, {r.info.run_id for r in runs})
     rows = []

@@ -39,6 +39,15 @@ def test_runs_frame_and_csv(sqlite_store, model_name, examples, tmp_path, capsys
     sweep = runs_frame(exp, sweep_id="sw1", tracking_uri=sqlite_store)
     assert sorted(sweep["optimizer"]) == ["labeled_few_shot", "none"] and set(sweep["strategy"]) == {"predict"}
 
+    # --limit: the store sorts by test/score and returns the best only
+    (top,) = runs_frame(exp, tracking_uri=sqlite_store, limit=1).itertuples()
+    assert top.run_id == best["run_id"]
+    assert runs_main(["--tracking-uri", sqlite_store, "--experiment", exp, "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "labeled_few_shot" in out and "(the best 2 by test/score; --limit N for more, 0 for all)" in out
+    assert runs_main(["--tracking-uri", sqlite_store, "--experiment", exp, "--limit", "-1"]) == 2
+    assert capsys.readouterr().err == "error: --limit=-1 is not allowed: a whole number >= 0 (0: all runs)\n"
+
     csv = tmp_path / "runs.csv"
     assert runs_main(["--tracking-uri", sqlite_store, "--experiment", exp, "--sweep", "sw2", "--csv", str(csv)]) == 0
     out = capsys.readouterr().out
