@@ -364,7 +364,7 @@ def test_skip_help_cfg_job_and_load_program_cpu(tmp_path):
             "program = load_program('models:/sentiment@production'); assert program.demos; "
             "print('LOADED_CPU', time.process_time())")
     rows = {"skip": ([*cli, "optimizer=labeled_few_shot", "eval.progress=false"], 1.5),
-            "--help": ([*cli, "--help"], 0.4), "--cfg job": ([*cli, "--cfg", "job"], 0.5),
+            "--help": ([*cli, "--help"], 0.3), "--cfg job": ([*cli, "--cfg", "job"], 0.5),
             "load_program": ([sys.executable, "-c", load], 3.0),
             "python -c pass": ([sys.executable, "-c", "pass"], None)}
     cpu: dict[str, list[float]] = {name: [] for name in rows}
