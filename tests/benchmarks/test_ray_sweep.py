@@ -95,3 +95,38 @@ def test_ray_sweep_on_two_nodes_vs_the_basic_launcher(ray_cluster, mlflow_server
     lines.append(f"ratio basic/ray wall: min {ratio_min:.2f}x, median {ratio_med:.2f}x (expected >= 1.7x)")
     print("\n" + "\n".join(lines))
     assert ratio_min >= 1.7, "\n".join(lines)
+
+
+def test_a_200_job_sweep_on_ray_against_postgres(ray_cluster, mlflow_server, postgres, tmp_path):
+    """200 jobs of the offline model (optimizer=none, the shipped defaults otherwise) on the Ray
+    launcher against the MLflow server on PostgreSQL, after a 20-job sweep of the same kind: every
+    job FINISHED, each metric logged once, what PostgreSQL's log says, and the added CPU per job
+    (driver, Ray cluster and MLflow server: (CPU of 200 - CPU of 20) / 180)."""
+    import re
+
+    from mlflow import MlflowClient
+
+    markers = [*ray_cluster.markers, str(mlflow_server.artifacts)]
+    base = [sys.executable, "-m", "dspy_mlflow", "-m", "optimizer=none", "eval.progress=false", "tracking=server",
+            f"tracking.uri={mlflow_server.uri}", "hydra/launcher=ray", f"hydra.launcher.address={ray_cluster.address}",
+            "hydra.launcher.num_cpus=0.5"]
+    errors_before = len(postgres.errors("ERROR:", database="mlflow"))
+    _, cpu20 = _run([*base, "seed=range(1000,1020)"], tmp_path / "s20", ray_cluster.env, markers)
+    wall, cpu200 = _run([*base, "seed=range(0,200)"], tmp_path / "s200", ray_cluster.env, markers)
+    client = MlflowClient(mlflow_server.uri)
+    exp = client.get_experiment_by_name("dspy_mlflow")
+    jobs = client.search_runs([exp.experiment_id], "params.seed LIKE '%' and attributes.status = 'FINISHED'",
+                              max_results=1000)
+    seeds = sorted(int(r.data.params["seed"]) for r in jobs if int(r.data.params["seed"]) < 200)
+    twice = [(r.info.run_id, key) for r in jobs[:40] for key in ("test/score", "data/test", "cost/total_usd")
+             if len(client.get_metric_history(r.info.run_id, key)) != 1]
+    errors = postgres.errors("ERROR:", database="mlflow")[errors_before:]
+    kinds: dict[str, int] = {}
+    for e in errors:
+        kind = m.group(1) if (m := re.search(r'constraint "(\w+)"', e)) else e.split("ERROR:", 1)[1][:80]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    print(f"\n200-job sweep on Ray + MLflow server + PostgreSQL: wall {wall:.0f} s, CPU {cpu200:.0f} s; "
+          f"20-job sweep CPU {cpu20:.0f} s; added CPU per job {(cpu200 - cpu20) / 180:.2f} s\n"
+          f"  FINISHED jobs {len(seeds)} of 200; metrics logged twice (40 runs sampled): {len(twice)}\n"
+          f"  PostgreSQL ERROR lines: {len(errors)} {kinds}")
+    assert seeds == list(range(200)) and twice == []
