@@ -121,7 +121,7 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspy_mlflow", "optimizer=none", "eval.num_threads=1", "eval.progress=false",
-         "model.provider_options.latency_ms=300", "model.cache=false", "project.split.limit=60",
+         "model.provider_options.latency_ms=300", "cache.mode=off", "project.split.limit=80",
          "hydra.run.dir=out"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     raw = workdir / "out" / "raw_outputs.jsonl"
     deadline = time.monotonic() + 120
@@ -129,8 +129,8 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     proc.send_signal(getattr(signal, sig))
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, (proc.returncode, out[-1500:], err[-3000:])
     (run,) = runs_in(workdir)
     assert f"run {run.info.run_id} ended KILLED" in err
     assert run.info.status == "KILLED"
