@@ -122,7 +122,10 @@ def test_interrupted_job_ends_killed_with_partial_outputs(workdir, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "dspy_mlflow", "optimizer=none", "eval.num_threads=1", "eval.progress=false",
          "model.provider_options.latency_ms=300", "cache.mode=off", "project.split.limit=80",
-         "hydra.run.dir=out"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "hydra.run.dir=out"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a process started with SIGINT ignored keeps it ignored (Python installs no Ctrl-C handler
+        # then): the job must see the SIGINT a terminal would send, whatever the test runner ignores
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     raw = workdir / "out" / "raw_outputs.jsonl"
     deadline = time.monotonic() + 120
     while not (raw.exists() and raw.read_text().count("\n") >= 2):  # inside the test evaluation
