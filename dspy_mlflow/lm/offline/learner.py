@@ -31,7 +31,7 @@ from dspy_mlflow.lm.offline.prompt import (
     strip_query_suffix,
 )
 from dspy_mlflow.lm.offline.proposer import propose
-from dspy_mlflow.lm.offline.rules import decide, parse_rules
+from dspy_mlflow.lm.offline.rules import REASONING_FIELDS, decide, parse_rules
 from dspy_mlflow.lm.usage import content_text, usage_for
 
 if TYPE_CHECKING:
@@ -215,7 +215,7 @@ def answer(
         for f in spec.outputs:
             v = demo_out.get(f.name)
             if v is None or is_missing(v):
-                if f.name in ("reasoning", "rationale"):
+                if f.name in REASONING_FIELDS:
                     v = f"Closest example: {_preview(demo_in)}"
                 else:
                     v = fallback_value(f, label)
@@ -224,7 +224,7 @@ def answer(
             values.append((f.name, v))
     else:
         for f in spec.outputs:
-            if f.name in ("reasoning", "rationale"):
+            if f.name in REASONING_FIELDS:
                 values.append((f.name, "No examples to compare with; answering with the default."))
             elif sampling and literal_options(f):
                 values.append((f.name, sampled_option(literal_options(f), request)))
@@ -242,7 +242,7 @@ def answer(
 def _ruled_value(name: str, value: Any, ruled: dict) -> Any:
     if name in ruled:
         return ruled[name]
-    if name in ("reasoning", "rationale"):
+    if name in REASONING_FIELDS:
         return "A written rule decides: " + ", ".join(f"{k} is {v}" for k, v in ruled.items()) + "."
     return value
 

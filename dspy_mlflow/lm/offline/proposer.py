@@ -32,6 +32,7 @@ from typing import Any
 
 from dspy_mlflow.lm.offline.prompt import Spec
 from dspy_mlflow.lm.offline.rules import (
+    REASONING_FIELDS,
     Rule,
     normalise,
     occurs,
@@ -48,7 +49,6 @@ _EXAMPLE_RE = re.compile(r"Example\((\{.*?\})\) \(input_keys=(\{.*?\})\)", re.S)
 _GOLD_RE = re.compile(r"\bthe (\w+) (?:should be|is) [\"“]([^\"”]*)[\"”]", re.I)
 _SCORE_ONE_RE = re.compile(r"\bscore of 1(?:\.0+)?\b|^\s*correct\b", re.I)
 _MAX_WORDS = 6
-_REASONING = ("reasoning", "rationale")
 
 
 def propose(spec: Spec, fields: Mapping[str, str]) -> dict[str, Any] | None:
@@ -145,7 +145,7 @@ def evidence(docs: list[Doc]) -> list[tuple[int, Rule]]:
     where = input_names[0] if len(input_names) == 1 else None
     min_support = 2 if len(docs) >= 6 else 1
     found: list[tuple[int, int, Rule]] = []
-    for field in sorted({k for _, g in docs for k in g if k not in _REASONING}):
+    for field in sorted({k for _, g in docs for k in g if k not in REASONING_FIELDS}):
         labelled = [(_doc_words(i), str(g[field]).strip()) for i, g in docs if _label_like(g.get(field))]
         if not labelled or (len(docs) >= 4 and max(Counter(v for _, v in labelled).values()) < 2):
             continue

@@ -22,6 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+REASONING_FIELDS = ("reasoning", "rationale")  # output fields that explain, never a rule's target
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _QUOTED_RE = re.compile(r"[\"“”']([^\"“”']+)[\"“”']")
 _IF_RE = re.compile(
@@ -102,7 +103,7 @@ def _target(rule: Rule, outputs: Mapping[str, list | None]) -> str | None:
     if takes:
         return takes[0]
     if rule.output_field is None:
-        plain = [n for n in outputs if n not in ("reasoning", "rationale")]
+        plain = [n for n in outputs if n not in REASONING_FIELDS]
         return plain[0] if plain else None
     return None
 
